@@ -1,0 +1,5 @@
+"""``python -m abpool`` runs the command line."""
+
+from abpool.cli import app
+
+app()

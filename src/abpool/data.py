@@ -1,0 +1,513 @@
+"""Reading, validating and aggregating experiment data with DuckDB.
+
+Two long forms are accepted, auto-detected from the column names:
+
+* **unit rows** — one row per user: an arm column, optional segment columns and
+  a binary outcome (0/1 or true/false);
+* **aggregated cells** — one row per (segment, arm): an arm column, optional
+  segment columns, ``trials`` and ``successes``.
+
+Files (CSV, TSV, Parquet, JSON) are read and aggregated by DuckDB in SQL, so a
+file of ten million unit rows becomes a handful of cells without passing
+through pandas. Every problem is reported as one :class:`InvalidDataError`
+line naming the column, row and value at fault.
+
+Examples
+--------
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"variant": ["A", "B"], "trials": [100, 100], "successes": [30, 50]})
+>>> cells = load_cells(frame)
+>>> cells.arms
+('A', 'B')
+>>> cells.table[["arm", "trials", "successes"]].to_dict("list")
+{'arm': ['A', 'B'], 'trials': [100, 100], 'successes': [30, 50]}
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from abpool.errors import InvalidArgumentError, InvalidDataError
+
+ARM_NAMES = ("variant", "arm", "group", "treated", "treatment")
+TRIALS_NAMES = ("trials", "n", "users", "visitors")
+SUCCESSES_NAMES = ("successes", "conversions", "converted_users")
+OUTCOME_NAMES = ("outcome", "success", "converted", "conversion")
+
+_ROW = "__abpool_row"
+_READERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+}
+
+DataSource = pd.DataFrame | str | Path
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Experiment data aggregated to one row per (segment, arm).
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        Columns: one per segment column (as strings), then ``arm`` (string),
+        ``trials`` and ``successes`` (int64), in order of first appearance.
+    segment_columns : tuple of str
+        Names of the segment columns in the source (empty for a plain A/B/n test).
+    arm_column : str
+        Name of the arm column in the source.
+    form : {"units", "cells"}
+        Which long form the source was in.
+    source : str
+        Where the data came from (a path or ``"DataFrame"``).
+    input_rows : int
+        Rows read from the source.
+    """
+
+    table: pd.DataFrame
+    segment_columns: tuple[str, ...]
+    arm_column: str
+    form: Literal["units", "cells"]
+    source: str
+    input_rows: int
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """Arm labels in order of first appearance."""
+        return tuple(dict.fromkeys(self.table["arm"]))
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the aggregated cells: equal for unit rows and cells that agree."""
+        canonical = self.table.sort_values(list(self.table.columns[:-2])).to_dict("split")["data"]
+        payload = json.dumps({"columns": list(self.table.columns), "data": canonical}, default=int)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """Return a JSON-ready description of the data (provenance)."""
+        return {
+            "source": self.source,
+            "form": self.form,
+            "input_rows": self.input_rows,
+            "arm_column": self.arm_column,
+            "segment_columns": list(self.segment_columns),
+            "cells": len(self.table),
+            "fingerprint": self.fingerprint,
+        }
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _open(con: duckdb.DuckDBPyConnection, data: DataSource) -> str:
+    """Load the source into table ``abpool_src`` with a 1-based row number; return its name."""
+    if isinstance(data, pd.DataFrame):
+        if data.columns.duplicated().any():
+            dup = data.columns[data.columns.duplicated()][0]
+            raise InvalidDataError(f"column {dup!r} appears more than once in the DataFrame; rename it")
+        frame = data.reset_index(drop=True)
+        frame.columns = [str(c) for c in frame.columns]
+        try:
+            con.register("abpool_frame", frame)
+            con.execute(f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_ROW} FROM abpool_frame")
+        except duckdb.Error as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise InvalidDataError(
+                f"the DataFrame cannot be read ({first_line}); give each column a single type"
+            ) from None
+        return "DataFrame"
+    if not isinstance(data, str | Path):
+        raise InvalidArgumentError(
+            f"data must be a pandas DataFrame or a path to a CSV, Parquet or JSON file, got {type(data).__name__}"
+        )
+    path = Path(data)
+    if not path.exists():
+        raise InvalidDataError(f"{path}: no such file")
+    if path.is_dir():
+        raise InvalidDataError(f"{path}: is a directory, not a data file")
+    if path.stat().st_size == 0:
+        raise InvalidDataError(f"{path}: the file is empty")
+    kind = _READERS.get(path.suffix.lower())
+    if kind is None:
+        raise InvalidDataError(f"{path}: unknown file type {path.suffix!r}; use .csv, .tsv, .parquet or .json")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise InvalidDataError(f"{path}: cannot be read ({exc.strerror})") from None
+    reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[kind]
+    options = ", header = true" if kind == "csv" else ""
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_ROW} "
+            f"FROM {reader}({_literal(path)}{options})"
+        )
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
+    return str(path)
+
+
+def _resolve(
+    columns: Sequence[str],
+    wanted: str | None,
+    defaults: Sequence[str],
+    role: str,
+    flag: str,
+    source: str,
+    required: bool = True,
+) -> str | None:
+    """Find the column for one role: the user's name, else a default name."""
+    if wanted is not None:
+        if wanted in columns:
+            return wanted
+        folded = [c for c in columns if c.lower() == wanted.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        close = difflib.get_close_matches(wanted, columns, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise InvalidDataError(
+            f"{role} column {wanted!r} (given by {flag}) not found in {source}{hint} Columns are: {', '.join(columns)}"
+        )
+    lowered = {c.lower(): c for c in columns}
+    for name in defaults:
+        if name in lowered:
+            return lowered[name]
+    if required:
+        raise InvalidDataError(
+            f"no {role} column in {source}: name it with {flag} "
+            f"(looked for {', '.join(defaults)}; columns are: {', '.join(columns)})"
+        )
+    return None
+
+
+def _fetchone(con: duckdb.DuckDBPyConnection, sql: str) -> tuple | None:
+    rows = con.execute(sql).fetchall()
+    return rows[0] if rows else None
+
+
+def _first_bad(con: duckdb.DuckDBPyConnection, condition: str, column: str) -> tuple[int, Any] | None:
+    """Return (row, value) of the first source row matching ``condition``, if any."""
+    row = _fetchone(
+        con,
+        f"SELECT {_ROW}, CAST({_quote(column)} AS VARCHAR) FROM abpool_src WHERE {condition} ORDER BY {_ROW} LIMIT 1",
+    )
+    return None if row is None else (int(row[0]), row[1])
+
+
+def _check_not_null(con, column: str, role: str, source: str) -> None:
+    col = _quote(column)
+    bad = _first_bad(con, f"{col} IS NULL", column)
+    if bad is not None:
+        raise InvalidDataError(
+            f"{role} column {column!r} is empty at row {bad[0]} of {source}; fill it in or drop the row"
+        )
+
+
+def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return {row[0]: str(row[1]).upper() for row in con.execute("DESCRIBE abpool_src").fetchall()}
+
+
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "REAL",
+)
+
+
+def _is_numeric(dtype: str) -> bool:
+    return dtype.startswith(_NUMERIC) or dtype.startswith("DECIMAL")
+
+
+def _aggregate_units(con, arm: str, segments: Sequence[str], outcome: str, source: str) -> pd.DataFrame:
+    dtype = _column_types(con)[outcome]
+    col = _quote(outcome)
+    if dtype == "BOOLEAN":
+        value = f"CAST({col} AS INTEGER)"
+        invalid = f"{col} IS NULL"
+    elif _is_numeric(dtype):
+        value = f"CAST({col} AS INTEGER)"
+        invalid = f"{col} IS NULL OR CAST({col} AS DOUBLE) NOT IN (0, 1) OR isnan(CAST({col} AS DOUBLE))"
+    elif dtype == "VARCHAR":
+        norm = f"lower(trim({col}))"
+        value = f"CASE WHEN {norm} IN ('1', 'true', '1.0') THEN 1 ELSE 0 END"
+        invalid = f"{col} IS NULL OR {norm} NOT IN ('0', '1', 'true', 'false', '0.0', '1.0')"
+    else:
+        raise InvalidDataError(f"outcome column {outcome!r} has type {dtype}; it must hold 0/1 or true/false")
+    bad = _first_bad(con, invalid, outcome)
+    if bad is not None:
+        shown = "an empty value" if bad[1] is None else repr(bad[1])
+        raise InvalidDataError(
+            f"outcome column {outcome!r} must be 0/1 or true/false, but row {bad[0]} of {source} has "
+            f"{shown}; fix the value, or pass aggregated counts with --trials/--successes"
+        )
+    keys = [*segments, arm]
+    selected = ", ".join(f"CAST({_quote(k)} AS VARCHAR) AS {_quote(k)}" for k in keys)
+    return (
+        con.execute(
+            f"SELECT {selected}, count(*) AS trials, sum({value}) AS successes, min({_ROW}) AS first_row "
+            f"FROM abpool_src GROUP BY {', '.join(f'CAST({_quote(k)} AS VARCHAR)' for k in keys)} "
+            f"ORDER BY first_row"
+        )
+        .df()
+        .drop(columns="first_row")
+    )
+
+
+def _check_count_column(con, column: str, role: str, source: str) -> None:
+    dtype = _column_types(con)[column]
+    col = _quote(column)
+    if not _is_numeric(dtype):
+        bad = _first_bad(con, f"{col} IS NOT NULL AND TRY_CAST({col} AS DOUBLE) IS NULL", column)
+        if bad is not None:
+            raise InvalidDataError(
+                f"{role} column {column!r} must hold whole numbers, but row {bad[0]} of {source} has {bad[1]!r}"
+            )
+    num = f"TRY_CAST({col} AS DOUBLE)"
+    bad = _first_bad(con, f"{col} IS NULL OR isnan({num})", column)
+    if bad is not None:
+        raise InvalidDataError(
+            f"{role} column {column!r} is empty or NaN at row {bad[0]} of {source}; every cell needs a count"
+        )
+    bad = _first_bad(con, f"{num} < 0", column)
+    if bad is not None:
+        raise InvalidDataError(f"{role} column {column!r} has a negative count {bad[1]} at row {bad[0]} of {source}")
+    bad = _first_bad(con, f"isinf({num}) OR {num} <> floor({num})", column)
+    if bad is not None:
+        raise InvalidDataError(
+            f"{role} column {column!r} must hold whole numbers, but row {bad[0]} of {source} has {bad[1]}"
+        )
+
+
+def _aggregated_cells(con, arm: str, segments: Sequence[str], trials: str, successes: str, source: str) -> pd.DataFrame:
+    _check_count_column(con, trials, "trials", source)
+    _check_count_column(con, successes, "successes", source)
+    t, s = _quote(trials), _quote(successes)
+    row = _fetchone(
+        con,
+        f"SELECT {_ROW}, {s}, {t} FROM abpool_src WHERE CAST({s} AS DOUBLE) > CAST({t} AS DOUBLE) "
+        f"ORDER BY {_ROW} LIMIT 1",
+    )
+    if row is not None:
+        raise InvalidDataError(
+            f"row {row[0]} of {source} has more successes ({row[1]}) than trials ({row[2]}); "
+            f"check the {successes!r} and {trials!r} columns"
+        )
+    keys = [*segments, arm]
+    key_sql = ", ".join(f"CAST({_quote(k)} AS VARCHAR)" for k in keys)
+    dup = _fetchone(
+        con,
+        f"SELECT {key_sql}, list({_ROW} ORDER BY {_ROW}) AS rows FROM abpool_src GROUP BY {key_sql} "
+        f"HAVING count(*) > 1 ORDER BY min({_ROW}) LIMIT 1",
+    )
+    if dup is not None:
+        label = " / ".join(str(v) for v in dup[:-1])
+        rows = ", ".join(str(r) for r in dup[-1][:5])
+        raise InvalidDataError(
+            f"cell {label!r} appears in more than one row of {source} (rows {rows}); "
+            "give each cell once (sum the counts) or pass unit rows instead"
+        )
+    selected = ", ".join(f"CAST({_quote(k)} AS VARCHAR) AS {_quote(k)}" for k in keys)
+    return con.execute(
+        f"SELECT {selected}, CAST({t} AS BIGINT) AS trials, CAST({s} AS BIGINT) AS successes "
+        f"FROM abpool_src ORDER BY {_ROW}"
+    ).df()
+
+
+def load_cells(
+    data: DataSource,
+    *,
+    arm: str | None = None,
+    outcome: str | None = None,
+    trials: str | None = None,
+    successes: str | None = None,
+    segment: str | Sequence[str] | None = None,
+    control: str | None = None,
+) -> Cells:
+    """Read experiment data and aggregate it to cells, validating everything.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or path
+        A DataFrame, or a ``.csv``/``.tsv``/``.parquet``/``.json`` file.
+    arm : str, optional
+        Arm column; default: the first of ``variant``, ``arm``, ``group``,
+        ``treated``, ``treatment`` present.
+    outcome : str, optional
+        Binary outcome column of unit rows; default: ``outcome``, ``success``,
+        ``converted`` or ``conversion``.
+    trials, successes : str, optional
+        Count columns of aggregated cells; defaults ``trials``/``n`` and
+        ``successes``/``conversions``.
+    segment : str or sequence of str, optional
+        Segment column(s); several columns combine into one segment.
+    control : str, optional
+        Control arm label; checked to exist.
+
+    Returns
+    -------
+    Cells
+
+    Raises
+    ------
+    InvalidDataError
+        With a one-line message naming the column, row or value at fault.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"arm": ["A", "A", "B", "B"], "converted": [1, 0, 1, 1]})
+    >>> load_cells(units).table.to_dict("list")
+    {'arm': ['A', 'B'], 'trials': [2, 2], 'successes': [1, 2]}
+    >>> load_cells(units, control="C")
+    Traceback (most recent call last):
+    ...
+    abpool.errors.InvalidDataError: control arm 'C' is not in column 'arm'; arms are: 'A', 'B'
+    """
+    con = duckdb.connect()
+    try:
+        return _load(
+            con, data, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment, control=control
+        )
+    finally:
+        con.close()
+
+
+def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Cells:
+    source = _open(con, data)
+    columns = [c for c in _column_types(con) if c != _ROW]
+    if not columns:
+        raise InvalidDataError(f"{source} has no columns")
+    n_rows = int(_fetchone(con, "SELECT count(*) FROM abpool_src")[0])
+    if n_rows == 0:
+        raise InvalidDataError(f"{source} has a header but no data rows")
+
+    segments_wanted = [segment] if isinstance(segment, str) else list(segment or [])
+    segment_cols = [_resolve(columns, s, (), "segment", "--segment", source) for s in segments_wanted]
+    arm_col = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", source)
+    if arm_col in segment_cols:
+        raise InvalidArgumentError(f"column {arm_col!r} cannot be both the arm and a segment")
+
+    cells_form = trials is not None or successes is not None
+    if cells_form or outcome is None:
+        trials_col = _resolve(columns, trials, TRIALS_NAMES, "trials", "--trials", source, required=cells_form)
+        successes_col = _resolve(
+            columns, successes, SUCCESSES_NAMES, "successes", "--successes", source, required=cells_form
+        )
+        if trials_col is not None and successes_col is None:
+            successes_col = _resolve(columns, None, SUCCESSES_NAMES, "successes", "--successes", source)
+        if successes_col is not None and trials_col is None:
+            trials_col = _resolve(columns, None, TRIALS_NAMES, "trials", "--trials", source)
+    else:
+        trials_col = successes_col = None
+    if trials_col is not None and successes_col is not None:
+        form: Literal["units", "cells"] = "cells"
+        for col in [arm_col, *segment_cols]:
+            _check_not_null(con, col, "segment" if col in segment_cols else "arm", source)
+        table = _aggregated_cells(con, arm_col, segment_cols, trials_col, successes_col, source)
+    else:
+        outcome_col = _resolve(
+            columns, outcome, OUTCOME_NAMES, "outcome", "--outcome", source, required=outcome is not None
+        )
+        if outcome_col is None:
+            raise InvalidDataError(
+                f"cannot tell the outcome in {source}: pass --outcome COL for unit rows (0/1 per user) "
+                f"or --trials COL --successes COL for aggregated counts; columns are: {', '.join(columns)}"
+            )
+        form = "units"
+        for col in [arm_col, *segment_cols]:
+            _check_not_null(con, col, "segment" if col in segment_cols else "arm", source)
+        table = _aggregate_units(con, arm_col, segment_cols, outcome_col, source)
+
+    table = table.rename(columns={arm_col: "arm"})
+    table["trials"] = table["trials"].astype(np.int64)
+    table["successes"] = table["successes"].astype(np.int64)
+    for col in [*segment_cols, "arm"]:
+        table[col] = table[col].astype(object).map(str)
+    zero = table.index[table["trials"] == 0]
+    if len(zero):
+        label = " / ".join(str(v) for v in table.loc[zero[0], [*segment_cols, "arm"]])
+        raise InvalidDataError(f"cell {label!r} has 0 trials in {source}; remove it or add its data")
+    arms = tuple(dict.fromkeys(table["arm"]))
+    if len(arms) < 2:
+        raise InvalidDataError(
+            f"column {arm_col!r} in {source} has only one arm ({arms[0]!r}); "
+            "an experiment needs at least two arms to compare"
+        )
+    if control is not None and str(control) not in arms:
+        listed = ", ".join(repr(a) for a in arms[:20])
+        raise InvalidDataError(f"control arm {str(control)!r} is not in column {arm_col!r}; arms are: {listed}")
+    return Cells(
+        table=table.reset_index(drop=True),
+        segment_columns=tuple(segment_cols),
+        arm_column=arm_col,
+        form=form,
+        source=source,
+        input_rows=n_rows,
+    )
+
+
+def cells_from_counts(
+    successes: Sequence[int] | np.ndarray,
+    trials: Sequence[int] | np.ndarray,
+    names: Sequence[str] | None = None,
+) -> Cells:
+    """Build validated cells from per-variant count arrays.
+
+    Examples
+    --------
+    >>> cells_from_counts([30, 50], [100, 100]).arms
+    ('A', 'B')
+    """
+    successes = list(np.asarray(successes).ravel())
+    trials = list(np.asarray(trials).ravel())
+    if len(successes) != len(trials):
+        raise InvalidArgumentError(
+            f"successes has {len(successes)} values but trials has {len(trials)}; give one of each per variant"
+        )
+    if names is None:
+        names = [_default_name(i) for i in range(len(trials))]
+    names = [str(n) for n in names]
+    if len(names) != len(trials):
+        raise InvalidArgumentError(f"names has {len(names)} values but there are {len(trials)} variants")
+    frame = pd.DataFrame({"variant": names, "trials": trials, "successes": successes})
+    return load_cells(frame)
+
+
+def _default_name(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters

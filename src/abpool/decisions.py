@@ -1,0 +1,170 @@
+"""Decision quantities computed from posterior draws (plain numpy, no models).
+
+Every function takes a draws matrix of shape ``(draws, arms)`` — one column per
+variant or segment arm — and returns arrays indexed like the columns.
+
+Examples
+--------
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> draws = np.column_stack([rng.beta(30, 70, 4000), rng.beta(60, 40, 4000)])
+>>> prob_greater_matrix(draws)[1, 0] > 0.99
+np.True_
+>>> prob_best(draws).round(2).tolist()
+[0.0, 1.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from abpool.errors import InvalidArgumentError
+
+# Bound on draws × pairs held in memory at once when filling the P(i > j) matrix.
+_PAIR_CHUNK = 20_000_000
+
+
+def check_level(level: float) -> float:
+    """Validate a credible level in (0, 1).
+
+    Examples
+    --------
+    >>> check_level(0.9)
+    0.9
+    """
+    if not (isinstance(level, int | float) and 0.0 < float(level) < 1.0):
+        raise InvalidArgumentError(f"credible level must be between 0 and 1 (e.g. 0.95), got {level!r}")
+    return float(level)
+
+
+def equal_tailed_interval(draws: NDArray, level: float) -> tuple[NDArray, NDArray]:
+    """Equal-tailed credible interval of each column.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low, high = equal_tailed_interval(np.arange(1001.0)[:, None], 0.9)
+    >>> round(float(low[0]), 6), round(float(high[0]), 6)
+    (50.0, 950.0)
+    """
+    level = check_level(level)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    return low, high
+
+
+def highest_density_interval(draws: NDArray, level: float) -> tuple[NDArray, NDArray]:
+    """Narrowest interval holding ``level`` of each column's draws (unimodal posteriors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> low, high = highest_density_interval(np.arange(101.0)[:, None], 0.5)
+    >>> float(high[0] - low[0])
+    50.0
+    """
+    level = check_level(level)
+    ordered = np.sort(np.asarray(draws, dtype=float), axis=0)
+    n = ordered.shape[0]
+    keep = int(np.ceil(level * n))
+    keep = min(max(keep, 1), n)
+    widths = ordered[keep - 1 :] - ordered[: n - keep + 1]
+    start = np.argmin(widths, axis=0)
+    cols = np.arange(ordered.shape[1])
+    return ordered[start, cols], ordered[start + keep - 1, cols]
+
+
+def prob_greater_matrix(draws: NDArray) -> NDArray:
+    """Matrix ``P[i, j] = P(column i > column j)``; the diagonal is 0.
+
+    Computed in blocks so memory stays bounded for thousands of arms.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> draws = np.array([[0.1, 0.2], [0.3, 0.2], [0.5, 0.9], [0.6, 0.1]])
+    >>> prob_greater_matrix(draws).tolist()
+    [[0.0, 0.5], [0.5, 0.0]]
+    """
+    draws = np.asarray(draws)
+    n_draws, n_arms = draws.shape
+    out = np.zeros((n_arms, n_arms))
+    block = max(1, _PAIR_CHUNK // max(1, n_draws * n_arms))
+    for start in range(0, n_arms, block):
+        stop = min(start + block, n_arms)
+        greater = draws[:, start:stop, None] > draws[:, None, :]
+        out[start:stop] = greater.mean(axis=0)
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+def prob_greater(draws: NDArray, i: int, j: int) -> float:
+    """``P(column i > column j)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prob_greater(np.array([[1.0, 0.0], [0.0, 1.0]]), 0, 1)
+    0.5
+    """
+    return float(np.mean(draws[:, i] > draws[:, j]))
+
+
+def prob_best(draws: NDArray) -> NDArray:
+    """Probability that each column is the largest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prob_best(np.array([[0.1, 0.2], [0.3, 0.2]])).tolist()
+    [0.5, 0.5]
+    """
+    winners = np.argmax(draws, axis=1)
+    return np.bincount(winners, minlength=draws.shape[1]) / draws.shape[0]
+
+
+def expected_loss(draws: NDArray) -> NDArray:
+    """Expected loss of choosing each column: ``E[max_k theta_k - theta_j]``.
+
+    The rate given up, on average, by shipping that arm when another is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> expected_loss(np.array([[0.1, 0.2], [0.3, 0.2]])).round(6).tolist()
+    [0.05, 0.05]
+    """
+    best = draws.max(axis=1, keepdims=True)
+    return (best - draws).mean(axis=0)
+
+
+def lift_draws(draws: NDArray, control: int) -> tuple[NDArray, NDArray]:
+    """Absolute (``theta_j - theta_c``) and relative (``theta_j / theta_c - 1``) lift draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> absolute, relative = lift_draws(np.array([[0.2, 0.3]]), control=0)
+    >>> absolute.round(3).tolist(), relative.round(3).tolist()
+    ([[0.0, 0.1]], [[0.0, 0.5]])
+    """
+    base = draws[:, [control]]
+    absolute = draws - base
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = draws / base - 1.0
+    return absolute, relative
+
+
+def prob_in_rope(difference: NDArray, rope: float) -> NDArray:
+    """``P(|difference| < rope)`` per column: the chance the effect is practically nil.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prob_in_rope(np.array([[0.001], [0.05]]), 0.01).tolist()
+    [0.5]
+    """
+    if not (rope > 0 and np.isfinite(rope)):
+        raise InvalidArgumentError(f"ROPE half-width must be a positive number, got {rope!r}")
+    return np.mean(np.abs(difference) < rope, axis=0)
