@@ -33,9 +33,12 @@ def test_intervals_of_a_known_distribution(rng) -> None:
     size = 200_000
     draws = rng.normal(0, 1, (size, 1))
     low, high = decisions.equal_tailed_interval(draws, 0.9)
-    assert abs(low[0] + 1.6449) < 0.03 and abs(high[0] - 1.6449) < 0.03
+    # Standard error of the 5% quantile: sqrt(0.05 · 0.95 / n) / phi(1.645) ≈ 0.0047.
+    assert abs(low[0] + 1.6449) < 0.025 and abs(high[0] - 1.6449) < 0.025
     hlow, hhigh = decisions.highest_density_interval(draws, 0.9)
-    assert abs(hlow[0] + 1.6449) < 0.03 and abs(hhigh[0] - 1.6449) < 0.03
+    # The HDI's position is weakly determined (the width is flat near the optimum); its width is not.
+    assert abs((hhigh[0] - hlow[0]) - 2 * 1.6449) < 0.02
+    assert abs(hlow[0] + 1.6449) < 0.15
     skewed = rng.exponential(1.0, (size, 1))
     hlow, hhigh = decisions.highest_density_interval(skewed, 0.9)
     # HDI of Exp(1) at 90% is [0, log 10].
