@@ -130,3 +130,10 @@ def test_identical_rates_reach_toward_complete_pooling() -> None:
     conc = np.exp(post.phi2)
     assert post.expect((conc > 1000).astype(float)) > 0.5
     assert post.edge_mass < 1e-3
+
+
+@pytest.mark.parametrize("loc", [60.0, -55.0])
+def test_mass_beyond_the_representable_range_is_reported(loc) -> None:
+    # A prior that puts a+b beyond 1e19 (or below 1e-17) pushes the posterior off the grid.
+    post = fit_grid(np.array([30, 50]), np.array([100, 100]), LogNormalPrior(loc=loc, scale=2.0))
+    assert post.edge_mass > 0.5

@@ -173,3 +173,10 @@ def test_count_arrays_must_match() -> None:
 def test_analyze_dispatches_to_variants(seed) -> None:
     res = abpool.analyze(article_variants(), seed=seed)
     assert isinstance(res, abpool.VariantsResult)
+
+
+def test_edge_mass_marks_the_fit_unconverged(seed) -> None:
+    res = abpool.analyze_variants(article_variants(), prior=abpool.LogNormalPrior(loc=60.0, scale=2.0), seed=seed)
+    assert not res.diagnostics.converged
+    assert "beyond the representable range" in res.diagnostics.warnings[0]
+    assert res.to_dict()["diagnostics"]["converged"] is False

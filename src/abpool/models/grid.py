@@ -247,7 +247,8 @@ def fit_grid(
         return _log_posterior(phi1, phi2, y_u, n_u, c_u, prior)
 
     # 1. Coarse sweep over phi2 to find where the mass is.
-    coarse_phi2 = np.arange(PHI2_MIN, PHI2_MAX + 1e-9, _COARSE_STEP)
+    n_coarse = int(np.ceil((PHI2_MAX - PHI2_MIN) / _COARSE_STEP)) + 1
+    coarse_phi2 = np.linspace(PHI2_MIN, PHI2_MAX, n_coarse)
     rows = _initial_bracket(y_u, n_u, coarse_phi2.size)
     rows.phi2 = coarse_phi2
     nodes, logp, spacing = _zoom_rows(rows, _COARSE_ROW_NODES, logp_fn)
