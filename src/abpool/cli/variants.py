@@ -1,13 +1,8 @@
-"""The ``abpool`` command line: a thin layer over the Python API.
-
-Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
-"""
+"""``abpool variants``, ``abpool analyze`` and ``abpool demo``."""
 
 from __future__ import annotations
 
-import logging
-import sys
-from pathlib import Path
+import json
 from typing import Annotated
 
 import typer
@@ -16,55 +11,33 @@ from rich.console import Console
 from rich.table import Table
 
 from abpool import datasets
-from abpool._version import __version__
 from abpool.api import analyze_variants
-from abpool.errors import AbpoolError, ConvergenceError
+from abpool.cli._app import (
+    ArmOpt,
+    ChainsOpt,
+    CiOpt,
+    ControlOpt,
+    Data,
+    DrawsOpt,
+    EngineOpt,
+    JsonOpt,
+    OutcomeOpt,
+    OutOpt,
+    PriorOpt,
+    RopeOpt,
+    SeedOpt,
+    SuccessesOpt,
+    TrialsOpt,
+    app,
+    fail,
+    quiet_samplers,
+    stderr,
+    stdout,
+)
+from abpool.errors import AbpoolError
 from abpool.results import VariantsResult
 
-app = typer.Typer(
-    name="abpool",
-    help="Analyse A/B/n experiments with hierarchical Bayesian models (partial pooling).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-_stdout = Console(highlight=False, soft_wrap=False)
-if not _stdout.is_terminal:
-    # Piped output has no width to measure; keep tables on one line per row.
-    _stdout = Console(highlight=False, soft_wrap=False, width=160)
-_stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-
 MAX_MATRIX_IN_TABLE = 12
-
-Data = Annotated[
-    Path, typer.Argument(help="CSV, TSV, Parquet or JSON file: unit rows or aggregated cells.", show_default=False)
-]
-ArmOpt = Annotated[str | None, typer.Option("--arm", help="Arm (variant) column [default: variant/arm/group].")]
-OutcomeOpt = Annotated[str | None, typer.Option("--outcome", help="0/1 outcome column of unit rows.")]
-TrialsOpt = Annotated[str | None, typer.Option("--trials", help="Trials column of aggregated cells.")]
-SuccessesOpt = Annotated[str | None, typer.Option("--successes", help="Successes column of aggregated cells.")]
-ControlOpt = Annotated[str | None, typer.Option("--control", help="Control arm [default: the first arm].")]
-PriorOpt = Annotated[str, typer.Option("--prior", help="Hyperprior: bda (the article's) or lognormal (proper).")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="exact (quadrature) or mcmc (PyMC NUTS).")]
-DrawsOpt = Annotated[int | None, typer.Option("--draws", help="Exact: total draws; mcmc: draws per chain.")]
-ChainsOpt = Annotated[int, typer.Option("--chains", help="MCMC chains (run in parallel).")]
-CiOpt = Annotated[float, typer.Option("--ci", help="Credible level of intervals.")]
-RopeOpt = Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift, e.g. 0.01.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: random, and reported].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc and summary.json.")]
-
-
-def _fail(exc: AbpoolError) -> None:
-    message = str(exc).strip().replace("\n", " ")
-    print(f"abpool: error: {message}", file=sys.stderr)
-    raise typer.Exit(code=1 if isinstance(exc, ConvergenceError) else 2)
-
-
-def _quiet_samplers() -> None:
-    for name in ("pymc", "pymc.sampling", "pytensor"):
-        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -171,7 +144,7 @@ def _variants(
     out,
     allow_unconverged: bool = True,
 ) -> None:
-    _quiet_samplers()
+    quiet_samplers()
     try:
         result = analyze_variants(
             data,
@@ -187,18 +160,18 @@ def _variants(
             ci=ci,
             rope=rope,
             seed=seed,
-            progressbar=not as_json and _stderr.is_terminal,
+            progressbar=not as_json and stderr.is_terminal,
         )
         if out is not None:
             result.save(out)
     except AbpoolError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         print(result.to_json())
     else:
-        render_variants(result, _stdout)
+        render_variants(result, stdout)
         if out is not None:
-            _stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}")
+            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}")
     if not result.diagnostics.converged and not allow_unconverged:
         raise typer.Exit(code=1)
 
@@ -272,7 +245,7 @@ def analyze(
     Example: abpool analyze results.csv
     """
     if segment:
-        _fail(AbpoolError("the segments model is not available yet; omit --segment"))
+        fail(AbpoolError("the segments model is not available yet; omit --segment"))
     _variants(
         data, arm, outcome, trials, successes, control, prior, engine, draws, chains, ci, rope, seed, as_json, out
     )
@@ -288,46 +261,25 @@ def demo(
     With 100 trials A keeps most of its own estimate; with 10 it is pulled most of
     the way to the grand rate.
     """
-    _quiet_samplers()
+    quiet_samplers()
     scenarios = datasets.article_variants_scenarios()
     results = {}
     for label, frame in scenarios.items():
         try:
             results[label] = analyze_variants(frame, seed=seed)
         except AbpoolError as exc:  # pragma: no cover - embedded data is valid
-            _fail(exc)
+            fail(exc)
     if as_json:
-        import json
-
         print(json.dumps({label: res.to_dict() for label, res in results.items()}, indent=2, ensure_ascii=False))
         return
     for label, res in results.items():
-        render_variants(res, _stdout, title=f"Scenario: {label}")
-        _stdout.print()
+        render_variants(res, stdout, title=f"Scenario: {label}")
+        stdout.print()
     first, second = results.values()
     a1, a2 = first.summary().iloc[0], second.summary().iloc[0]
-    _stdout.print(
+    stdout.print(
         f"[bold]Shrinkage of A[/bold]: observed {a1.observed_rate:.2f} → posterior mean {a1['mean']:.3f} with "
         f"{a1.trials} trials (shrinkage {a1.shrinkage:.2f}); observed {a2.observed_rate:.2f} → {a2['mean']:.3f} "
         f"with {a2.trials} trials (shrinkage {a2.shrinkage:.2f}). Grand rates: {first.grand_rate:.3f} and "
         f"{second.grand_rate:.3f}."
     )
-
-
-def _version_callback(value: bool) -> None:
-    if value:
-        print(f"abpool {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Analyse A/B/n experiments with hierarchical Bayesian models (partial pooling)."""
-
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

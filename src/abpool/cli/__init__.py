@@ -1,0 +1,12 @@
+"""The ``abpool`` command line: a thin layer over the Python API.
+
+Each command lives in a module of this package and registers itself on
+:data:`app`; importing the package loads them all.
+
+Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
+"""
+
+from abpool.cli import variants  # noqa: F401  (registers variants, analyze, demo)
+from abpool.cli._app import app
+
+__all__ = ["app"]

@@ -1,0 +1,77 @@
+"""The Typer application, consoles, shared options and error handling of the CLI.
+
+Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from abpool._version import __version__
+from abpool.errors import AbpoolError, ConvergenceError
+
+app = typer.Typer(
+    name="abpool",
+    help="Analyse A/B/n experiments with hierarchical Bayesian models (partial pooling).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+stdout = Console(highlight=False, soft_wrap=False)
+if not stdout.is_terminal:
+    # Piped output has no width to measure; keep tables on one line per row.
+    stdout = Console(highlight=False, soft_wrap=False, width=160)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+Data = Annotated[
+    Path, typer.Argument(help="CSV, TSV, Parquet or JSON file: unit rows or aggregated cells.", show_default=False)
+]
+ArmOpt = Annotated[str | None, typer.Option("--arm", help="Arm (variant) column [default: variant/arm/group].")]
+OutcomeOpt = Annotated[str | None, typer.Option("--outcome", help="0/1 outcome column of unit rows.")]
+TrialsOpt = Annotated[str | None, typer.Option("--trials", help="Trials column of aggregated cells.")]
+SuccessesOpt = Annotated[str | None, typer.Option("--successes", help="Successes column of aggregated cells.")]
+ControlOpt = Annotated[str | None, typer.Option("--control", help="Control arm [default: the first arm].")]
+PriorOpt = Annotated[str, typer.Option("--prior", help="Hyperprior: bda (the article's) or lognormal (proper).")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="exact (quadrature) or mcmc (PyMC NUTS).")]
+DrawsOpt = Annotated[int | None, typer.Option("--draws", help="Exact: total draws; mcmc: draws per chain.")]
+ChainsOpt = Annotated[int, typer.Option("--chains", help="MCMC chains (run in parallel).")]
+CiOpt = Annotated[float, typer.Option("--ci", help="Credible level of intervals.")]
+RopeOpt = Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift, e.g. 0.01.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: random, and reported].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc and summary.json.")]
+
+
+def fail(exc: AbpoolError) -> NoReturn:
+    """Print ``exc`` as one line on stderr and exit 2 (bad input) or 1 (did not converge)."""
+    message = str(exc).strip().replace("\n", " ")
+    print(f"abpool: error: {message}", file=sys.stderr)
+    raise typer.Exit(code=1 if isinstance(exc, ConvergenceError) else 2)
+
+
+def quiet_samplers() -> None:
+    """Silence samplers' log chatter; diagnostics are reported by abpool itself."""
+    for name in ("pymc", "pymc.sampling", "pytensor"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"abpool {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Analyse A/B/n experiments with hierarchical Bayesian models (partial pooling)."""
