@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast bench lint clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,12 +17,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/abpool demo
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/python -m pytest -n 2 --durations=15
+# The report tests open the HTML in real headless Chromium; install it once when missing (Debian).
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow"
+test: $(STAMP) browser
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+
+test-fast: $(STAMP) browser
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_variants.py

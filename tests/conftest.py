@@ -32,3 +32,17 @@ def article_cells_csv(tmp_path):
     path = tmp_path / "article.csv"
     path.write_text("variant,trials,successes\nA,100,30\nB,100,50\nC,100,55\nD,100,60\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def mcmc_fit():
+    """A short two-chain MCMC fit of the article's four variants (for convergence figures and reports)."""
+    import warnings
+
+    import abpool
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return abpool.analyze_variants(
+            successes=[30, 50, 55, 60], trials=[100] * 4, engine="mcmc", draws=300, tune=300, chains=2, seed=5
+        )

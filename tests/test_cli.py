@@ -72,12 +72,28 @@ def test_missing_file_exits_2(tmp_path) -> None:
     assert "no such file" in proc.stderr
 
 
-def test_unknown_option_exits_2(article_cells_csv) -> None:
-    proc = run("variants", article_cells_csv, "--no-such-flag")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--no-such-flag"], "No such option: --no-such-flag"),
+        (["--draws", "abc"], "Invalid value for '--draws'"),
+        (["--ci", "high"], "Invalid value for '--ci'"),
+    ],
+)
+def test_usage_errors_are_one_line(article_cells_csv, args, message) -> None:
+    proc = run("variants", article_cells_csv, *args)
     assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abpool: error:") and message in lines[0]
 
 
-@pytest.mark.parametrize("command", ["variants", "analyze", "demo"])
+def test_missing_argument_is_one_line() -> None:
+    proc = run("variants")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "abpool: error: Missing argument 'data'. (see 'abpool --help')"
+
+
+@pytest.mark.parametrize("command", ["variants", "analyze", "demo", "report"])
 def test_every_command_has_help(command) -> None:
     proc = run(command, "--help")
     assert proc.returncode == 0
@@ -89,12 +105,14 @@ def test_version() -> None:
     assert proc.returncode == 0 and proc.stdout.startswith("abpool ")
 
 
-def test_demo_prints_both_scenarios() -> None:
-    proc = run("demo")
+def test_demo_prints_both_scenarios(tmp_path) -> None:
+    proc = run("demo", "--out", tmp_path / "demo")
     assert proc.returncode == 0, proc.stderr
     assert "Scenario: A with 100 trials" in proc.stdout
     assert "Scenario: A with 10 trials" in proc.stdout
     assert "Shrinkage of A" in proc.stdout
+    assert f"report: {tmp_path / 'demo' / 'report.html'}" in proc.stdout
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 100_000
 
 
 def test_input_file_is_untouched(article_cells_csv) -> None:

@@ -14,7 +14,7 @@ Examples
 """
 
 from abpool._version import __version__
-from abpool.api import analyze, analyze_variants
+from abpool.api import analyze, analyze_segments, analyze_variants
 from abpool.data import Cells, load_cells
 from abpool.errors import (
     AbpoolError,
@@ -23,8 +23,10 @@ from abpool.errors import (
     InvalidArgumentError,
     InvalidDataError,
 )
-from abpool.priors import BDAPrior, LogNormalPrior
+from abpool.priors import BDAPrior, LogNormalPrior, SegmentsPrior
 from abpool.results import VariantsResult
+from abpool.segments_result import SegmentsResult
+from abpool.store import load
 
 __all__ = [
     "AbpoolError",
@@ -35,9 +37,13 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidDataError",
     "LogNormalPrior",
+    "SegmentsPrior",
+    "SegmentsResult",
     "VariantsResult",
     "__version__",
     "analyze",
+    "analyze_segments",
     "analyze_variants",
+    "load",
     "load_cells",
 ]

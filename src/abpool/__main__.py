@@ -1,5 +1,5 @@
 """``python -m abpool`` runs the command line."""
 
-from abpool.cli import app
+from abpool.cli import run
 
-app()
+run()

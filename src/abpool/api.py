@@ -9,12 +9,15 @@ from typing import Any, Literal
 import numpy as np
 
 from abpool import decisions
+from abpool._version import __version__
 from abpool.data import Cells, DataSource, cells_from_counts, load_cells
 from abpool.errors import InvalidArgumentError
 from abpool.inference import Diagnostics
 from abpool.models.variants import build_pymc_model, conditional_rate_draws, exact_draws
-from abpool.priors import VariantsPrior, get_variants_prior
+from abpool.priors import SegmentsPrior, VariantsPrior, get_segments_prior, get_variants_prior
 from abpool.results import VariantsResult
+from abpool.segments_result import MODEL_NAME as SEGMENTS_MODEL_NAME
+from abpool.segments_result import SegmentsResult
 
 ENGINES = ("exact", "mcmc")
 # The exact engine's draws are independent, so 20,000 give Monte Carlo error
@@ -241,6 +244,149 @@ def fit_variants(
     )
 
 
+def analyze_segments(
+    data: DataSource,
+    *,
+    segment: str | Sequence[str],
+    arm: str | None = None,
+    outcome: str | None = None,
+    trials: str | None = None,
+    successes: str | None = None,
+    control: str | None = None,
+    prior: str | SegmentsPrior = "article",
+    prior_scale: float | None = None,
+    correlated: bool = False,
+    parameterisation: str | None = None,
+    sampler: str = "nutpie",
+    draws: int = 1_000,
+    tune: int = 1_000,
+    chains: int = 4,
+    target_accept: float = 0.95,
+    ci: float = 0.95,
+    seed: int | None = None,
+    progressbar: bool = False,
+) -> SegmentsResult:
+    """Fit the varying-intercept, varying-slope model to an experiment broken down by segment.
+
+    Each segment gets its own control rate (intercept ``a_s``) and treatment
+    effect (slope ``b_sk`` per treatment arm) on the log-odds scale; segments
+    share strength through common Normal distributions, so a segment with
+    little data is pulled toward the population.
+
+    Parameters
+    ----------
+    data : DataFrame or path
+        Unit rows or aggregated cells (aggregated in DuckDB first).
+    segment : str or sequence of str
+        Segment column(s); several columns are combined.
+    arm, outcome, trials, successes : str, optional
+        Column names (defaults are detected).
+    control : str, optional
+        Control arm (default: the first arm in the data).
+    prior : {"article", "flat", "conservative"} or SegmentsPrior
+        ``article``: ``mu ~ StudentT(3, 0, 1)``, ``sigma ~ HalfNormal(1)``.
+    prior_scale : float, optional
+        Replace the HalfNormal scale of ``sigma_a``, ``sigma_b``.
+    correlated : bool
+        Draw intercepts and slopes jointly with an LKJ prior on their correlation.
+    parameterisation : {"centred", "non-centred"}, optional
+        Force one form (default: chosen per parameter from the data).
+    sampler : {"nutpie", "pymc"}
+        NUTS implementation; nutpie compiles a model shape once and refits it
+        with new data.
+    draws, tune, chains : int
+        Draws and tuning steps per chain, chains (run in parallel).
+    target_accept : float
+        NUTS target acceptance; a fit with problems is refitted once at 0.99.
+    ci : float
+        Credible level.
+    seed : int, optional
+        Random seed (chosen and recorded when omitted).
+    progressbar : bool
+        Show the sampler's progress bar.
+
+    Returns
+    -------
+    SegmentsResult
+
+    Examples
+    --------
+    >>> import abpool
+    >>> from abpool.datasets import make_dataframe
+    >>> frame = make_dataframe(100, [30, 50, 55, 60])  # the article's data
+    >>> res = abpool.analyze_segments(frame, segment="country", arm="treated", outcome="success",
+    ...                               control="0", seed=3, draws=500)
+    >>> res.summary()[["segment", "arm"]].values.tolist()
+    [['Canada', '1'], ['China', '1']]
+    """
+    from abpool.inference import SAMPLERS, compiled_model, sample_nuts
+    from abpool.models.segments import MONITORED, build_segments_model, choose_parameterisation, layout_from_cells
+
+    if not segment:
+        raise InvalidArgumentError("the segments model needs a segment column (segment=...)")
+    if sampler not in SAMPLERS:
+        raise InvalidArgumentError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    prior_obj = get_segments_prior(prior, prior_scale)
+    ci = decisions.check_level(ci)
+    if not (isinstance(target_accept, float) and 0.5 <= target_accept < 1.0):
+        raise InvalidArgumentError(f"target_accept must be in [0.5, 1), got {target_accept!r}")
+    draws, tune, chains = _positive_int(draws, "draws"), _positive_int(tune, "tune"), _positive_int(chains, "chains")
+    seed = _seed(seed)
+    cells = load_cells(
+        data, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment, control=control
+    )
+    layout = layout_from_cells(cells, control)
+    param = choose_parameterisation(layout, prior_obj, force=parameterisation)
+
+    def build():
+        return build_segments_model(layout, prior_obj, param, correlated=correlated)
+
+    counts = {"successes": layout.successes, "trials": layout.trials}
+    if sampler == "nutpie":
+        key = ("segments", layout.signature(), param.key(), prior_obj, correlated)
+        model = compiled_model(key, build)
+    else:
+        model = build()
+    idata, diagnostics = sample_nuts(
+        model,
+        var_names=MONITORED,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=seed,
+        target_accept=target_accept,
+        progressbar=progressbar,
+        sampler=sampler,
+        data=counts,
+    )
+    result = SegmentsResult(
+        cells=cells,
+        layout=layout,
+        prior=prior_obj,
+        correlated=correlated,
+        parameterisation=param,
+        sampler=sampler,
+        seed=seed,
+        idata=idata,
+        diagnostics=diagnostics,
+        ci=ci,
+    )
+    idata.attrs.update(
+        {
+            "abpool_version": __version__,
+            "model": SEGMENTS_MODEL_NAME,
+            "prior": str(prior_obj),
+            "correlated": int(correlated),
+            "sampler": sampler,
+            "seed": seed,
+            "data_fingerprint": cells.fingerprint,
+            "data_source": cells.source,
+            "created": result.created,
+        }
+    )
+    return result
+
+
 def analyze(
     data: DataSource,
     *,
@@ -251,10 +397,10 @@ def analyze(
     successes: str | None = None,
     control: str | None = None,
     **options: Any,
-) -> VariantsResult:
+) -> VariantsResult | SegmentsResult:
     """Analyse an experiment, choosing the model from the data's shape.
 
-    Without ``segment`` this is :func:`analyze_variants`.
+    With ``segment`` this is :func:`analyze_segments`; without, :func:`analyze_variants`.
 
     Examples
     --------
@@ -263,8 +409,7 @@ def analyze(
     >>> abpool.analyze(frame, seed=1).engine
     'exact'
     """
+    columns = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, "control": control}
     if segment:
-        raise InvalidArgumentError("segments are not supported yet; omit segment to analyse the variants")
-    return analyze_variants(
-        data, arm=arm, outcome=outcome, trials=trials, successes=successes, control=control, **options
-    )
+        return analyze_segments(data, segment=segment, **columns, **options)
+    return analyze_variants(data, **columns, **options)

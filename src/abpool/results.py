@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -167,6 +167,34 @@ class VariantsResult:
         """Expected rate given up by choosing each variant."""
         return pd.Series(decisions.expected_loss(self.draws), index=self.names, name="expected_loss")
 
+    def classical(self) -> pd.DataFrame:
+        """The classical view beside the Bayesian one: every pair's tests and ``P(arm_i > arm_j)``.
+
+        Columns are those of :func:`abpool.classical.classical_comparisons`
+        (raw, Bonferroni, Holm and Benjamini-Hochberg p-values) plus
+        ``prob_greater``, the posterior probability that ``arm_i`` beats ``arm_j``.
+
+        Examples
+        --------
+        >>> import abpool
+        >>> res = abpool.analyze_variants(successes=[30, 50, 60], trials=[100] * 3, seed=1)
+        >>> table = res.classical()
+        >>> table[["arm_i", "arm_j"]].values.tolist()
+        [['A', 'B'], ['A', 'C'], ['B', 'C']]
+        >>> bool((table["prob_greater"] < 0.01).iloc[0])
+        True
+        """
+        from abpool.classical import classical_comparisons
+
+        table = classical_comparisons(self.cells)
+        # The blocked matrix keeps memory bounded however many pairs there are.
+        matrix = decisions.prob_greater_matrix(self.draws)
+        index = {name: k for k, name in enumerate(self.names)}
+        i = table["arm_i"].map(index).to_numpy(dtype=int)
+        j = table["arm_j"].map(index).to_numpy(dtype=int)
+        table["prob_greater"] = matrix[i, j]
+        return table
+
     @cached_property
     def _summary(self) -> pd.DataFrame:
         draws = self.draws
@@ -243,6 +271,49 @@ class VariantsResult:
             "concentration": _quantiles(a + b),
         }
 
+    # ----------------------------------------------------------- figures and HTML
+    def plot_posterior(self, variant: str | int | list[str] | None = None) -> Any:
+        """Posterior density of the rates, grand rate dashed (see :func:`abpool.plots.plot_posterior`)."""
+        from abpool.plots import plot_posterior
+
+        return plot_posterior(self, variant)
+
+    def plot_boxplots(self) -> Any:
+        """Boxplots of every variant's posterior rate (see :func:`abpool.plots.plot_boxplots`)."""
+        from abpool.plots import plot_boxplots
+
+        return plot_boxplots(self)
+
+    def plot_shrinkage(self) -> Any:
+        """Observed rate → pooled estimate per variant (see :func:`abpool.plots.plot_shrinkage`)."""
+        from abpool.plots import plot_shrinkage
+
+        return plot_shrinkage(self)
+
+    def plot_prob_greater(self) -> Any:
+        """Heat map of P(row beats column) (see :func:`abpool.plots.plot_prob_greater`)."""
+        from abpool.plots import plot_prob_greater
+
+        return plot_prob_greater(self)
+
+    def plot_convergence(self) -> Any:
+        """Per-chain densities and rank plots of an MCMC fit (see :func:`abpool.plots.plot_convergence`)."""
+        from abpool.plots import plot_convergence
+
+        return plot_convergence(self)
+
+    def to_html(self) -> str:
+        """The full self-contained HTML report (figures inline), as written by :meth:`save`."""
+        from abpool.report import render_report
+
+        return render_report(self)
+
+    def _repr_html_(self) -> str:
+        # Notebooks get the decisions and tables only: figures would make every display slow.
+        from abpool.report import render_fragment
+
+        return render_fragment(self)
+
     # ----------------------------------------------------------- serialising
     def to_dict(self) -> dict[str, Any]:
         """Everything in the result as plain JSON-ready data."""
@@ -255,7 +326,7 @@ class VariantsResult:
         payload: dict[str, Any] = {
             "model": "variants: hierarchical beta-binomial",
             "abpool_version": __version__,
-            "prior": {**self.prior.describe(), "text": str(self.prior)},
+            "prior": {**self.prior.describe(), "text": str(self.prior), "parameters": asdict(self.prior)},
             "engine": self.engine,
             "seed": self.seed,
             "draws": int(self.draws.shape[0]),
@@ -281,6 +352,11 @@ class VariantsResult:
             payload["prob_greater_note"] = (
                 f"{len(names)} variants: the pairwise matrix is omitted; use prob_greater(i, j)"
             )
+        # The classical pairs grow as J² like the matrix, so they share its cap.
+        if len(names) <= MAX_PAIRWISE_IN_SUMMARY:
+            payload["classical"] = self.classical().drop(columns="segment").to_dict("records")
+        else:
+            payload["classical"] = None
         return to_jsonable(payload)
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -322,13 +398,19 @@ class VariantsResult:
         """Cached :meth:`to_inference_data`."""
         return self.to_inference_data()
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``posterior.nc`` (draws) and ``summary.json`` into ``directory``, atomically.
+    def save(self, directory: str | Path, *, report: bool = True) -> Path:
+        """Write ``posterior.nc`` (draws), ``summary.json`` and ``report.html`` into ``directory``, atomically.
 
+        :func:`abpool.load` reads the directory back; ``abpool report DIR``
+        re-renders the report from it. Pass ``report=False`` to skip the HTML.
         Returns the directory.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / "posterior.nc", lambda p: self.idata.to_netcdf(str(p), engine="h5netcdf"))
         write_json(directory / "summary.json", self.to_dict())
+        if report:
+            from abpool.report import write_report
+
+            write_report(directory / "report.html", self)
         return directory

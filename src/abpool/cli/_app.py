@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help text: option help uses square brackets for defaults.
+    rich_markup_mode=None,
 )
 
 stdout = Console(highlight=False, soft_wrap=False)
@@ -46,7 +48,7 @@ CiOpt = Annotated[float, typer.Option("--ci", help="Credible level of intervals.
 RopeOpt = Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift, e.g. 0.01.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: random, and reported].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc and summary.json.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc, summary.json and report.html.")]
 
 
 def fail(exc: AbpoolError) -> NoReturn:
@@ -75,3 +77,25 @@ def main(
     ] = False,
 ) -> None:
     """Analyse A/B/n experiments with hierarchical Bayesian models (partial pooling)."""
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console entry point: run :data:`app`, turning usage errors into one line and exit code 2.
+
+    The framework's own usage errors (a value of the wrong type, an unknown
+    option, a missing argument) otherwise print a usage block over several lines.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        args = ["--help"]
+    try:
+        code = app(args=args, prog_name="abpool", standalone_mode=False)
+    except Exception as exc:
+        message = getattr(exc, "format_message", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if message is None or not isinstance(exit_code, int):
+            raise
+        text = " ".join(str(message()).split())
+        print(f"abpool: error: {text} (see 'abpool --help')", file=sys.stderr)
+        raise SystemExit(exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

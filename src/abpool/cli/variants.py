@@ -1,8 +1,7 @@
-"""``abpool variants``, ``abpool analyze`` and ``abpool demo``."""
+"""``abpool variants`` and ``abpool analyze``."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -10,7 +9,6 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from abpool import datasets
 from abpool.api import analyze_variants
 from abpool.cli._app import (
     ArmOpt,
@@ -34,6 +32,7 @@ from abpool.cli._app import (
     stderr,
     stdout,
 )
+from abpool.cli._classical import ClassicalOpt, render_classical
 from abpool.errors import AbpoolError
 from abpool.results import VariantsResult
 
@@ -143,6 +142,7 @@ def _variants(
     as_json,
     out,
     allow_unconverged: bool = True,
+    classical: bool = False,
 ) -> None:
     quiet_samplers()
     try:
@@ -170,8 +170,10 @@ def _variants(
         print(result.to_json())
     else:
         render_variants(result, stdout)
+        if classical:
+            render_classical(result, stdout)
         if out is not None:
-            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}")
+            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}")
     if not result.diagnostics.converged and not allow_unconverged:
         raise typer.Exit(code=1)
 
@@ -196,6 +198,7 @@ def variants(
     allow_unconverged: Annotated[
         bool, typer.Option("--allow-unconverged", help="Exit 0 even if the fit did not converge.")
     ] = False,
+    classical: ClassicalOpt = False,
 ) -> None:
     """Compare variants A/B/C/… with the hierarchical Beta-Binomial model.
 
@@ -218,6 +221,7 @@ def variants(
         as_json,
         out,
         allow_unconverged,
+        classical=classical,
     )
 
 
@@ -230,56 +234,55 @@ def analyze(
     successes: SuccessesOpt = None,
     control: ControlOpt = None,
     segment: Annotated[list[str] | None, typer.Option("--segment", help="Segment column (repeatable).")] = None,
-    prior: PriorOpt = "bda",
+    prior: Annotated[
+        str | None, typer.Option("--prior", help="Prior [default: bda for variants, article for segments].")
+    ] = None,
     engine: EngineOpt = "exact",
     draws: DrawsOpt = None,
-    chains: ChainsOpt = 2,
+    chains: Annotated[
+        int | None, typer.Option("--chains", help="MCMC chains [default: 2 variants, 4 segments].")
+    ] = None,
     ci: CiOpt = 0.95,
     rope: RopeOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
     out: OutOpt = None,
+    classical: ClassicalOpt = False,
+    allow_unconverged: Annotated[
+        bool, typer.Option("--allow-unconverged", help="Exit 0 even if the fit did not converge.")
+    ] = False,
 ) -> None:
-    """Analyse an experiment, picking the model from the data (variants when no --segment).
+    """Analyse an experiment, picking the model from the data: segments with --segment, else variants.
 
     Example: abpool analyze results.csv
     """
     if segment:
-        fail(AbpoolError("the segments model is not available yet; omit --segment"))
-    _variants(
-        data, arm, outcome, trials, successes, control, prior, engine, draws, chains, ci, rope, seed, as_json, out
-    )
+        from abpool.cli.segments import run_segments
 
-
-@app.command()
-def demo(
-    seed: SeedOpt = 2016,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run the article's two scenarios: A with 100 trials, then A with only 10.
-
-    With 100 trials A keeps most of its own estimate; with 10 it is pulled most of
-    the way to the grand rate.
-    """
-    quiet_samplers()
-    scenarios = datasets.article_variants_scenarios()
-    results = {}
-    for label, frame in scenarios.items():
-        try:
-            results[label] = analyze_variants(frame, seed=seed)
-        except AbpoolError as exc:  # pragma: no cover - embedded data is valid
-            fail(exc)
-    if as_json:
-        print(json.dumps({label: res.to_dict() for label, res in results.items()}, indent=2, ensure_ascii=False))
+        run_segments(
+            data, segment=segment, arm=arm, outcome=outcome, trials=trials, successes=successes, control=control,
+            prior=prior or "article", prior_scale=None, correlated=False, sampler="nutpie", draws=draws or 1_000,
+            tune=1_000, chains=chains or 4, ci=ci, seed=seed, as_json=as_json, out=out,
+            allow_unconverged=allow_unconverged, classical=classical,
+        )
         return
-    for label, res in results.items():
-        render_variants(res, stdout, title=f"Scenario: {label}")
-        stdout.print()
-    first, second = results.values()
-    a1, a2 = first.summary().iloc[0], second.summary().iloc[0]
-    stdout.print(
-        f"[bold]Shrinkage of A[/bold]: observed {a1.observed_rate:.2f} → posterior mean {a1['mean']:.3f} with "
-        f"{a1.trials} trials (shrinkage {a1.shrinkage:.2f}); observed {a2.observed_rate:.2f} → {a2['mean']:.3f} "
-        f"with {a2.trials} trials (shrinkage {a2.shrinkage:.2f}). Grand rates: {first.grand_rate:.3f} and "
-        f"{second.grand_rate:.3f}."
+    prior = prior or "bda"
+    chains = chains or 2
+    _variants(
+        data,
+        arm,
+        outcome,
+        trials,
+        successes,
+        control,
+        prior,
+        engine,
+        draws,
+        chains,
+        ci,
+        rope,
+        seed,
+        as_json,
+        out,
+        classical=classical,
     )

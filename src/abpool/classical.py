@@ -1,0 +1,222 @@
+"""The classical view: two-proportion tests with multiplicity corrections.
+
+This is what the hierarchical model is meant to replace, computed so that a
+reader can see both answers side by side:
+
+* without segments, every pair of arms ``(i, j)`` (``i`` before ``j`` in data
+  order) is tested;
+* with segments, every treatment arm is tested against the control within each
+  segment.
+
+Each comparison uses the pooled two-proportion z-test (statsmodels
+``proportions_ztest``) unless an expected count of the 2 × 2 table under the
+null hypothesis is below 5, where the normal approximation is poor; then
+Fisher's exact test (scipy ``fisher_exact``) gives the p-value. All tests are
+two-sided. The raw p-values are adjusted across the whole family of
+comparisons with Bonferroni, Holm and Benjamini-Hochberg (statsmodels
+``multipletests``).
+
+Examples
+--------
+>>> from abpool.data import cells_from_counts
+>>> table = classical_comparisons(cells_from_counts([30, 50, 55, 60], [100] * 4))
+>>> table[["arm_i", "arm_j", "test"]].head(2).values.tolist()
+[['A', 'B', 'z'], ['A', 'C', 'z']]
+>>> table["p_bonferroni"].round(4).tolist()
+[0.0234, 0.0021, 0.0001, 1.0, 0.9313, 1.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from abpool.data import Cells
+from abpool.errors import InvalidArgumentError
+
+# Below this expected count in any cell of the 2 × 2 table the z-test's normal
+# approximation is unreliable (the usual rule of thumb), so Fisher's test is used.
+MIN_EXPECTED_COUNT = 5.0
+
+# Our names for the corrections -> statsmodels' method names.
+ADJUSTMENTS = {"bonferroni": "bonferroni", "holm": "holm", "bh": "fdr_bh"}
+
+SEGMENT_SEPARATOR = " / "
+
+CLASSICAL_COLUMNS = {
+    "segment": "segment label (values of the segment columns joined by ' / '); None without segments",
+    "arm_i": "first arm of the comparison (a treatment arm when comparing with the control)",
+    "arm_j": "second arm of the comparison (the control when comparing with the control)",
+    "trials_i": "trials of arm_i",
+    "successes_i": "successes of arm_i",
+    "trials_j": "trials of arm_j",
+    "successes_j": "successes of arm_j",
+    "rate_i": "observed rate of arm_i",
+    "rate_j": "observed rate of arm_j",
+    "difference": "rate_i - rate_j",
+    "test": "'z' (pooled two-proportion z-test) or 'fisher' (Fisher's exact test, small expected counts)",
+    "statistic": "z statistic (NaN for Fisher's test)",
+    "p_value": "two-sided p-value, not adjusted",
+    "p_bonferroni": "Bonferroni-adjusted p-value (family: every row of the table)",
+    "p_holm": "Holm-adjusted p-value",
+    "p_bh": "Benjamini-Hochberg-adjusted p-value (false discovery rate)",
+}
+
+_BASE_COLUMNS = [c for c in CLASSICAL_COLUMNS if c not in {"p_bonferroni", "p_holm", "p_bh"}]
+
+
+def pair_test(successes_i: int, trials_i: int, successes_j: int, trials_j: int) -> tuple[str, float, float]:
+    """Two-sided test of equal rates for two arms.
+
+    Parameters
+    ----------
+    successes_i, trials_i, successes_j, trials_j : int
+        Counts of the two arms.
+
+    Returns
+    -------
+    test : {"z", "fisher"}
+        The test that produced the p-value.
+    statistic : float
+        The z statistic, NaN for Fisher's test.
+    p_value : float
+
+    Examples
+    --------
+    >>> test, z, p = pair_test(30, 100, 50, 100)
+    >>> test, round(z, 3), round(p, 5)
+    ('z', -2.887, 0.00389)
+    >>> test, _, p = pair_test(1, 10, 6, 10)
+    >>> test, round(p, 4)
+    ('fisher', 0.0573)
+    """
+    pooled = (successes_i + successes_j) / (trials_i + trials_j)
+    expected = np.array([trials_i, trials_j]) * np.array([[pooled], [1.0 - pooled]])
+    if expected.min() < MIN_EXPECTED_COUNT:
+        from scipy.stats import fisher_exact
+
+        table = [[successes_i, trials_i - successes_i], [successes_j, trials_j - successes_j]]
+        return "fisher", float("nan"), float(fisher_exact(table, alternative="two-sided")[1])
+    from statsmodels.stats.proportion import proportions_ztest
+
+    z, p = proportions_ztest(np.array([successes_i, successes_j]), np.array([trials_i, trials_j]))
+    return "z", float(z), float(p)
+
+
+def adjust_p_values(p_values: Sequence[float] | NDArray) -> dict[str, NDArray[np.float64]]:
+    """Bonferroni, Holm and Benjamini-Hochberg adjustments of one family of p-values.
+
+    Parameters
+    ----------
+    p_values : sequence of float
+        Raw p-values of every comparison in the family.
+
+    Returns
+    -------
+    dict
+        ``{"bonferroni": ..., "holm": ..., "bh": ...}``, arrays in the input order.
+
+    Examples
+    --------
+    >>> adjusted = adjust_p_values([0.01, 0.04, 0.03, 0.02])
+    >>> {name: values.round(4).tolist() for name, values in adjusted.items()}
+    {'bonferroni': [0.04, 0.16, 0.12, 0.08], 'holm': [0.04, 0.06, 0.06, 0.06], 'bh': [0.04, 0.04, 0.04, 0.04]}
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return {name: np.empty(0) for name in ADJUSTMENTS}
+    from statsmodels.stats.multitest import multipletests
+
+    return {name: np.asarray(multipletests(p, method=method)[1], dtype=float) for name, method in ADJUSTMENTS.items()}
+
+
+def _segment_label(values: Sequence[object]) -> str:
+    return SEGMENT_SEPARATOR.join(str(v) for v in values)
+
+
+def _pairs(cells: Cells, control: str | None) -> list[tuple[str | None, int, int]]:
+    """Row indices ``(segment, i, j)`` of the comparisons in ``cells.table``."""
+    table = cells.table
+    arms = cells.arms
+    if control is not None and str(control) not in arms:
+        raise InvalidArgumentError(f"control {control!r} is not an arm; arms are: {', '.join(arms[:20])}")
+    if not cells.segment_columns:
+        rows = range(len(table))
+        return [(None, i, j) for i in rows for j in rows if i < j]
+    control_label = str(control) if control is not None else arms[0]
+    segment_columns = list(cells.segment_columns)
+    pairs: list[tuple[str | None, int, int]] = []
+    for key, group in table.groupby(segment_columns, sort=False):
+        label = _segment_label(key if isinstance(key, tuple) else (key,))
+        positions = dict(zip(group["arm"], group.index, strict=True))
+        if control_label not in positions:
+            # No control cell in this segment: nothing to compare against.
+            continue
+        j = positions[control_label]
+        pairs.extend((label, i, j) for arm, i in positions.items() if arm != control_label)
+    return pairs
+
+
+def classical_comparisons(cells: Cells, control: str | None = None) -> pd.DataFrame:
+    """Two-proportion tests with multiplicity corrections for an experiment.
+
+    Parameters
+    ----------
+    cells : Cells
+        Validated experiment data (see :func:`abpool.data.load_cells`).
+    control : str, optional
+        With segment columns: the arm every treatment is compared with in each
+        segment (default: the first arm). Without segments all pairs are
+        compared and ``control`` is only checked to exist.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per comparison; columns are documented in ``CLASSICAL_COLUMNS``.
+        The family for the adjustments is every row of the table.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from abpool.data import load_cells
+    >>> frame = pd.DataFrame({
+    ...     "country": ["US", "US", "CN", "CN"], "variant": ["A", "B", "A", "B"],
+    ...     "trials": [200, 200, 12, 10], "successes": [40, 60, 3, 7]})
+    >>> table = classical_comparisons(load_cells(frame, segment="country"))
+    >>> table[["segment", "arm_i", "arm_j", "test"]].values.tolist()
+    [['US', 'B', 'A', 'z'], ['CN', 'B', 'A', 'fisher']]
+    >>> table[["p_value", "p_bonferroni", "p_holm", "p_bh"]].round(4).values.tolist()
+    [[0.0209, 0.0418, 0.0418, 0.0418], [0.0836, 0.1671, 0.0836, 0.0836]]
+    """
+    table = cells.table
+    trials = table["trials"].to_numpy()
+    successes = table["successes"].to_numpy()
+    arms = table["arm"].to_numpy()
+    records = []
+    for segment, i, j in _pairs(cells, control):
+        test, statistic, p_value = pair_test(int(successes[i]), int(trials[i]), int(successes[j]), int(trials[j]))
+        rate_i, rate_j = successes[i] / trials[i], successes[j] / trials[j]
+        records.append(
+            {
+                "segment": segment,
+                "arm_i": str(arms[i]),
+                "arm_j": str(arms[j]),
+                "trials_i": int(trials[i]),
+                "successes_i": int(successes[i]),
+                "trials_j": int(trials[j]),
+                "successes_j": int(successes[j]),
+                "rate_i": float(rate_i),
+                "rate_j": float(rate_j),
+                "difference": float(rate_i - rate_j),
+                "test": test,
+                "statistic": statistic,
+                "p_value": p_value,
+            }
+        )
+    frame = pd.DataFrame.from_records(records, columns=_BASE_COLUMNS)
+    for name, values in adjust_p_values(frame["p_value"].to_numpy()).items():
+        frame[f"p_{name}"] = values
+    return frame[list(CLASSICAL_COLUMNS)]

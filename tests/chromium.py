@@ -1,0 +1,196 @@
+"""Open an HTML file in real headless Chromium and report what a reader's browser saw.
+
+Driven through the DevTools protocol (a websocket), which — unlike scraping
+``--dump-dom`` output or log lines — reports every network request the page
+makes, every console message and uncaught exception, and lets us ask the
+laid-out page whether each figure decoded and has a visible size, on screen
+and in print media. A full-page screenshot is taken for a human to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    "--window-size=1280,900",
+]
+
+# For every <img>: did it decode, and is it laid out with a visible size?
+FIGURES_JS = """
+JSON.stringify(Array.from(document.images).map(img => {
+  const box = img.getBoundingClientRect();
+  const style = getComputedStyle(img);
+  return {alt: img.alt, complete: img.complete, naturalWidth: img.naturalWidth,
+          width: box.width, height: box.height,
+          visible: style.display !== 'none' && style.visibility !== 'hidden' && Number(style.opacity) > 0};
+}))
+"""
+
+
+def find_chromium() -> str | None:
+    """Path of the Chromium binary, if installed."""
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@dataclass
+class PageReport:
+    """What happened while the page loaded."""
+
+    requests: list[str] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    figures: list[dict[str, Any]] = field(default_factory=list)
+    print_figures: list[dict[str, Any]] = field(default_factory=list)
+    title: str = ""
+
+
+class _Session:
+    def __init__(self, ws_url: str) -> None:
+        import websocket
+
+        # Chromium refuses websocket clients that send an Origin it does not allow.
+        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        message_id = self.next_id
+        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == message_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, method: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        if any(e.get("method") == method for e in self.events):
+            return
+        while time.monotonic() < deadline:
+            message = json.loads(self.ws.recv())
+            self.events.append(message)
+            if message.get("method") == method:
+                return
+        raise TimeoutError(f"no {method} within {timeout} s")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def _devtools_port(profile: Path, proc: subprocess.Popen, timeout: float = 30.0) -> int:
+    # With --remote-debugging-port=0 Chromium picks a free port and writes it here.
+    marker = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"chromium exited with code {proc.returncode}")
+        if marker.exists():
+            text = marker.read_text().split()
+            if text:
+                return int(text[0])
+        time.sleep(0.05)
+    raise TimeoutError("chromium did not open its DevTools port")
+
+
+def inspect_page(html_path: Path, screenshot: Path) -> PageReport:
+    """Load ``html_path`` in headless Chromium, collect what happened, write a full-page PNG."""
+    binary = find_chromium()
+    if binary is None:
+        raise RuntimeError("chromium not found; `make test` installs it (apt-get install chromium)")
+    url = html_path.resolve().as_uri()
+    with tempfile.TemporaryDirectory(prefix="abpool-chromium-") as profile:
+        proc = subprocess.Popen(
+            [binary, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            port = _devtools_port(Path(profile), proc)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+                targets = json.load(response)
+            page = next(t for t in targets if t.get("type") == "page")
+            session = _Session(page["webSocketDebuggerUrl"])
+            try:
+                return _drive(session, url, screenshot)
+            finally:
+                session.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _evaluate(session: _Session, expression: str) -> Any:
+    result = session.call("Runtime.evaluate", expression=expression, returnByValue=True)
+    return result["result"].get("value")
+
+
+def _drive(session: _Session, url: str, screenshot: Path) -> PageReport:
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        session.call(f"{domain}.enable")
+    session.call("Page.navigate", url=url)
+    session.wait_for("Page.loadEventFired")
+    report = PageReport()
+    report.title = _evaluate(session, "document.title")
+    report.figures = json.loads(_evaluate(session, FIGURES_JS))
+    metrics = session.call("Page.getLayoutMetrics")["cssContentSize"]
+    shot = session.call(
+        "Page.captureScreenshot",
+        format="png",
+        captureBeyondViewport=True,
+        clip={"x": 0, "y": 0, "width": metrics["width"], "height": metrics["height"], "scale": 1},
+    )
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    session.call("Emulation.setEmulatedMedia", media="print")
+    report.print_figures = json.loads(_evaluate(session, FIGURES_JS))
+    # Let late events (a failed request, a deferred error) arrive before judging.
+    with contextlib.suppress(Exception):
+        session.ws.settimeout(0.5)
+        while True:
+            session.events.append(json.loads(session.ws.recv()))
+    for event in session.events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Network.requestWillBeSent":
+            request_url = params["request"]["url"]
+            if request_url != url and not request_url.startswith("data:"):
+                report.requests.append(request_url)
+        elif method == "Runtime.consoleAPICalled":
+            text = " ".join(str(arg.get("value", arg.get("description", ""))) for arg in params.get("args", []))
+            report.console.append(f"{params.get('type')}: {text}")
+        elif method == "Runtime.exceptionThrown":
+            report.errors.append(params["exceptionDetails"].get("text", "exception"))
+        elif method == "Log.entryAdded" and params["entry"].get("level") in ("error", "warning"):
+            report.errors.append(f"{params['entry'].get('source')}: {params['entry'].get('text')}")
+        elif method == "Network.loadingFailed":
+            report.errors.append(f"request failed: {params.get('errorText')}")
+    return report

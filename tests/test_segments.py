@@ -1,0 +1,222 @@
+"""The segments model: the article's answer, recovery, options and contracts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.special import expit
+
+import abpool
+from abpool.data import load_cells
+from abpool.datasets import make_dataframe
+from abpool.inference import compiled_model
+from abpool.models.segments import choose_parameterisation, layout_from_cells
+from abpool.priors import get_segments_prior
+
+# One worker runs these in order so each model shape is compiled once per test session.
+pytestmark = pytest.mark.xdist_group("segments")
+
+ARTICLE = {"segment": "country", "arm": "treated", "outcome": "success", "control": "0"}
+
+
+def article_cells(n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "country": ["Canada", "Canada", "China", "China"],
+            "treated": ["0", "1", "0", "1"],
+            "trials": [n] * 4,
+            "successes": (np.array([0.30, 0.50, 0.55, 0.60]) * n).round().astype(int),
+        }
+    )
+
+
+def test_article_probabilities_without_divergences(seed) -> None:
+    res = abpool.analyze_segments(make_dataframe(100, [30, 50, 55, 60]), **ARTICLE, seed=seed, draws=2_500)
+    diag = res.diagnostics
+    assert diag.divergences == 0 and diag.converged, diag.warnings
+    # Reference values are long runs of the article's model; the tolerance covers their and our Monte Carlo error.
+    assert abs(res.prob_better("China") - 0.896) < 0.015
+    assert abs(res.prob_better("Canada") - 0.995) < 0.004
+    summary = res.summary().set_index("segment")
+    assert summary.loc["Canada", "trials_control"] == 100
+    assert (summary["control_rate_ci_low"] < summary["control_rate"]).all()
+    assert set(res.population()["mu_b"]) == {"1"}
+
+
+def test_unit_rows_and_cells_give_the_same_answer(seed) -> None:
+    units = abpool.analyze_segments(make_dataframe(100, [30, 50, 55, 60]), **ARTICLE, seed=seed)
+    cells = abpool.analyze_segments(article_cells(100), segment="country", arm="treated", control="0", seed=seed)
+    assert units.cells.fingerprint == cells.cells.fingerprint
+    pd.testing.assert_frame_equal(units.summary(), cells.summary())
+
+
+@pytest.mark.parametrize(("n", "centred"), [(100, False), (10_000, True), (10_000_000, True)])
+def test_parameterisation_follows_how_informative_the_data_are(n, centred) -> None:
+    layout = layout_from_cells(load_cells(article_cells(n), segment="country", arm="treated"), "0")
+    param = choose_parameterisation(layout, get_segments_prior())
+    assert param.intercept.all() == centred and param.slope.all() == centred
+
+
+def test_large_cells_fit_without_divergences(seed) -> None:
+    res = abpool.analyze_segments(article_cells(1_000_000), segment="country", arm="treated", control="0",
+                                  seed=seed)
+    assert res.diagnostics.divergences == 0
+    assert (res.summary()["parameterisation"] == "centred").all()
+    # With a million users per cell the rates are the observed ones.
+    np.testing.assert_allclose(res.summary()["treatment_rate"], [0.5, 0.6], atol=0.002)
+
+
+def simulate_segments(rng, segments=30, n=2_000, mu_a=-1.0, sigma_a=0.5, mu_b=0.2, sigma_b=0.3):
+    a = rng.normal(mu_a, sigma_a, segments)
+    b = rng.normal(mu_b, sigma_b, segments)
+    rows = []
+    for s in range(segments):
+        for arm, logit in (("control", a[s]), ("treatment", a[s] + b[s])):
+            rows.append({"segment": f"s{s:02d}", "arm": arm, "trials": n, "successes": rng.binomial(n, expit(logit))})
+    return pd.DataFrame(rows), a, b
+
+
+def test_recovery_of_known_parameters(seed, rng) -> None:
+    frame, a, b = simulate_segments(rng)
+    res = abpool.analyze_segments(frame, segment="segment", control="control", seed=seed, draws=2_000, ci=0.9)
+    assert res.diagnostics.converged, res.diagnostics.warnings
+    summary = res.summary()
+    true_lift = expit(a + b) - expit(a)
+    inside = ((summary["lift_ci_low"] <= true_lift) & (true_lift <= summary["lift_ci_high"])).sum()
+    # 90% intervals: fewer than this many hits has probability < 0.001 if they are calibrated.
+    assert inside >= stats.binom.ppf(0.001, 30, 0.9)
+    population = res.population()
+    mu = population["mu_b"]["treatment"]
+    assert mu["ci_low"] - 0.1 < 0.2 < mu["ci_high"] + 0.1
+
+
+@pytest.mark.slow
+def test_correlated_agrees_with_independent_when_truth_is_uncorrelated(seed, rng) -> None:
+    frame, _, _ = simulate_segments(rng, segments=12)
+    independent = abpool.analyze_segments(frame, segment="segment", control="control", seed=seed, draws=1_000)
+    correlated = abpool.analyze_segments(frame, segment="segment", control="control", seed=seed, draws=1_000,
+                                         correlated=True)
+    assert correlated.diagnostics.divergences == 0
+    a, b = independent.summary(), correlated.summary()
+    sd = (a["lift_ci_high"] - a["lift_ci_low"]) / (2 * 1.96)
+    # Same data, nearly the same model: effects agree to a fraction of their posterior sd.
+    assert (np.abs(a["lift"] - b["lift"]) < 0.35 * sd).mean() > 0.9
+    corr = correlated.idata.posterior["correlation"].values[..., 0, 1].ravel()
+    assert np.quantile(corr, 0.005) < 0 < np.quantile(corr, 0.995)
+
+
+def test_several_treatment_arms_and_segment_columns(seed, rng) -> None:
+    rows = []
+    for country in ("CA", "CN", "US"):
+        for platform in ("ios", "web"):
+            for arm, lift in (("ctl", 0.0), ("t1", 0.02), ("t2", -0.01)):
+                rows.append({"country": country, "platform": platform, "arm": arm, "trials": 500,
+                             "successes": rng.binomial(500, 0.2 + lift)})
+    frame = pd.DataFrame(rows)
+    res = abpool.analyze_segments(frame, segment=["country", "platform"], control="ctl", seed=seed)
+    summary = res.summary()
+    assert len(summary) == 6 * 2
+    assert set(summary["arm"]) == {"t1", "t2"}
+    assert "CA / ios" in set(summary["segment"])
+    assert set(res.population()["mu_b"]) == {"t1", "t2"}
+    payload = json.loads(res.to_json())
+    for key in ("model", "prior", "seed", "segments", "population", "diagnostics"):
+        assert key in payload
+    for key in ("segment", "arm", "control_rate", "treatment_rate", "lift", "lift_ci_low", "lift_ci_high",
+                "prob_better"):
+        assert key in payload["segments"][0]
+    assert set(payload["population"]["prob_mu_b_positive"]) == {"t1", "t2"}
+
+
+def test_compiled_model_is_reused() -> None:
+    calls = []
+
+    def build():
+        calls.append(1)
+        import pymc as pm
+
+        with pm.Model() as model:
+            pm.Normal("x")
+        return model
+
+    first = compiled_model(("test-cache", 1), build)
+    second = compiled_model(("test-cache", 1), build)
+    assert first is second and len(calls) == 1
+
+
+def test_refit_with_new_data_changes_the_answer(seed) -> None:
+    low = abpool.analyze_segments(article_cells(100), segment="country", arm="treated", control="0", seed=seed)
+    flipped = article_cells(100)
+    flipped.loc[flipped["treated"] == "1", "successes"] = [8, 40]
+    high = abpool.analyze_segments(flipped, segment="country", arm="treated", control="0", seed=seed)
+    assert low.prob_better("Canada") > 0.99 and high.prob_better("Canada") < 0.01
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"segment": None}, "needs a segment"),
+        ({"control": "7"}, "control arm '7'"),
+        ({"prior": "wide"}, "unknown prior 'wide'"),
+        ({"prior_scale": -1.0}, "scale must be a positive number"),
+        ({"sampler": "gibbs"}, "unknown sampler"),
+        ({"parameterisation": "sideways"}, "parameterisation must be"),
+        ({"segment": "region"}, "segment column 'region'"),
+    ],
+)
+def test_bad_arguments(kwargs, message) -> None:
+    options = {**ARTICLE, **kwargs}
+    with pytest.raises(abpool.AbpoolError, match=message):
+        abpool.analyze_segments(make_dataframe(10, [3, 5, 5, 6]), **options)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "abpool", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_cli_segments_json_and_analyze_dispatch(tmp_path) -> None:
+    path = tmp_path / "units.csv"
+    make_dataframe(100, [30, 50, 55, 60]).to_csv(path, index=False)
+    proc = run_cli("analyze", path, "--segment", "country", "--arm", "treated", "--outcome", "success",
+                   "--control", "0", "--json", "--seed", "2", "--out", tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["model"].startswith("segments")
+    assert [row["segment"] for row in payload["segments"]] == ["Canada", "China"]
+    assert payload["diagnostics"]["divergences"] == 0
+    assert (tmp_path / "run" / "posterior.nc").exists()
+
+
+def test_cli_segments_unconverged_exits_1(tmp_path) -> None:
+    path = tmp_path / "cells.csv"
+    article_cells(100).to_csv(path, index=False)
+    args = ["segments", path, "--segment", "country", "--arm", "treated", "--control", "0", "--draws", "15",
+            "--tune", "15", "--chains", "2", "--seed", "1"]
+    proc = run_cli(*args)
+    assert proc.returncode == 1
+    assert "NOT CONVERGED" in proc.stdout and "did not converge" in proc.stderr
+    assert run_cli(*args, "--allow-unconverged").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--segment", "region"], "segment column 'region'"),
+        (["--segment", "country", "--control", "9"], "control arm '9'"),
+        (["--segment", "country", "--prior", "wide"], "unknown prior 'wide'"),
+    ],
+)
+def test_cli_segments_bad_input(tmp_path, args, message) -> None:
+    path = tmp_path / "cells.csv"
+    article_cells(100).to_csv(path, index=False)
+    proc = run_cli("segments", path, "--arm", "treated", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("abpool: error:") and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,276 @@
+"""Calibration studies (``abpool.simulate`` and ``abpool simulate``) and simulation-based calibration."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom, chisquare
+from typer.testing import CliRunner
+
+from abpool.api import fit_variants
+from abpool.classical import classical_comparisons, pair_test
+from abpool.cli import app
+from abpool.data import cells_from_counts
+from abpool.errors import InvalidArgumentError
+from abpool.priors import LogNormalPrior
+from abpool.simulate import (
+    RuleSettings,
+    VariantsDesign,
+    bayes_claims,
+    classical_claims,
+    make_experiments,
+    run_study,
+    score_claims,
+    wilson_interval,
+)
+
+ABPOOL = [sys.executable, "-m", "abpool"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*ABPOOL, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+# ------------------------------------------------------------------ designs
+def test_design_truth_is_the_declared_one() -> None:
+    assert VariantsDesign(arms=3, trials=10, base_rate=0.2).true_rates().tolist() == [0.2, 0.2, 0.2]
+    design = VariantsDesign(arms=5, trials=10, base_rate=0.2, effect=-0.1, effect_arms=2)
+    np.testing.assert_allclose(design.true_rates(), [0.2, 0.2, 0.2, 0.1, 0.1])
+    i, j = design.comparisons()
+    assert i.size == j.size == 10 and (i < j).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"arms": 1}, "arms must be an integer of at least 2"),
+        ({"trials": 0}, "trials must be an integer of at least 1"),
+        ({"base_rate": 1.0}, "base rate must be strictly between 0 and 1"),
+        ({"base_rate": float("nan")}, "base rate must be a finite number"),
+        ({"effect": 0.6}, "base rate + effect must be strictly between 0 and 1"),
+        ({"effect": 0.1, "effect_arms": 3}, "effect arms must be between 1 and arms - 1 = 2"),
+    ],
+)
+def test_bad_designs_are_named(kwargs, message) -> None:
+    with pytest.raises(InvalidArgumentError, match=message.replace("+", r"\+")):
+        VariantsDesign(**{"arms": 3, "trials": 10, "base_rate": 0.5, **kwargs})
+
+
+def test_make_experiments_is_reproducible_and_follows_the_truth() -> None:
+    design = VariantsDesign(arms=3, trials=40, base_rate=0.3, effect=0.2)
+    first = make_experiments(design, experiments=50, seed=11)
+    assert first.equals(make_experiments(design, experiments=50, seed=11))
+    assert not first.equals(make_experiments(design, experiments=50, seed=12))
+    # The first experiments do not depend on how many are made.
+    pd.testing.assert_frame_equal(first.head(9), make_experiments(design, experiments=3, seed=11))
+    assert first["arm"].tolist()[:3] == ["A", "B", "C"]
+    assert (first["successes"] <= first["trials"]).all()
+
+
+# -------------------------------------------------------------------- rules
+def test_scores_count_false_wrong_sign_and_correct_claims() -> None:
+    # Comparisons: equal rates, i truly better, j truly better.
+    truth = np.array([0, 1, -1], dtype=np.int8)
+    claims = np.array(
+        [
+            [1, 1, -1],  # a false claim on the null pair, two correct ones
+            [0, -1, 0],  # a wrong sign
+            [0, 0, 0],  # nothing
+        ],
+        dtype=np.int8,
+    )
+    assert score_claims(claims, truth).tolist() == [[3, 1, 0, 2], [1, 1, 1, 0], [0, 0, 0, 0]]
+
+
+def test_bayes_claims_use_threshold_and_loss() -> None:
+    # Column 0 beats column 1 in 3 draws of 4 (binary fractions, so sums are exact); the loss of
+    # claiming 0 is mean(max(theta_1 - theta_0, 0)) = 0.125 / 4 = 0.03125, the same for the reversed pair.
+    draws = np.array([[0.625, 0.5], [0.75, 0.5], [0.375, 0.5], [0.875, 0.5]])
+    i, j = np.array([0, 1]), np.array([1, 0])
+    assert bayes_claims(draws, i, j, 0.75, None).tolist() == [1, -1]
+    assert bayes_claims(draws, i, j, 0.76, None).tolist() == [0, 0]
+    assert bayes_claims(draws, i, j, 0.75, 0.0313).tolist() == [1, -1]
+    assert bayes_claims(draws, i, j, 0.75, 0.03125).tolist() == [0, 0]
+
+
+def test_classical_claims_match_the_classical_table(rng) -> None:
+    trials = rng.integers(20, 400, size=6)
+    successes = rng.binomial(trials, 0.3)
+    table = classical_comparisons(cells_from_counts(successes, trials))
+    claims = classical_claims(successes, trials, *np.triu_indices(6, 1), 0.05)
+    sign = np.sign(table["difference"].to_numpy())
+    columns = {"uncorrected": "p_value", "bonferroni": "p_bonferroni", "holm": "p_holm", "bh": "p_bh"}
+    for rule, column in columns.items():
+        expected = sign * (table[column].to_numpy() < 0.05)
+        np.testing.assert_array_equal(claims[rule], expected)
+
+
+def test_rule_settings_validation() -> None:
+    with pytest.raises(InvalidArgumentError, match=r"threshold must be above 0\.5 and below 1"):
+        RuleSettings(thresholds=(0.4,))
+    with pytest.raises(InvalidArgumentError, match="loss bound must be a positive"):
+        RuleSettings(loss_bound=0.0)
+    with pytest.raises(InvalidArgumentError, match="unknown prior"):
+        RuleSettings(prior="flat")
+
+
+def test_wilson_interval_of_a_proportion() -> None:
+    # 10 of 100: centre (10 + 1.96²/2) / (100 + 1.96²), half-width 1.96 sqrt(0.09 · 100 + 1.96²/4) / (100 + 1.96²).
+    z = 1.959963984540054
+    centre = (10 + z**2 / 2) / (100 + z**2)
+    half = z * np.sqrt(100 * 0.1 * 0.9 + z**2 / 4) / (100 + z**2)
+    np.testing.assert_allclose(wilson_interval(0.1, 100), [centre - half, centre + half], rtol=1e-9)
+
+
+# ------------------------------------------------------------------ studies
+def test_uncorrected_false_positive_rate_matches_the_exact_size(seed) -> None:
+    """Two arms: the simulated error rate equals the test's exact size, within Monte Carlo error."""
+    n, rate, experiments = 30, 0.5, 300
+    pmf = binom.pmf(np.arange(n + 1), n, rate)
+    rejects = np.array([[pair_test(a, n, b, n)[2] < 0.05 for b in range(n + 1)] for a in range(n + 1)])
+    size = float(pmf @ rejects @ pmf)
+    study = run_study(VariantsDesign(arms=2, trials=n, base_rate=rate), experiments=experiments, seed=seed, workers=1)
+    rule = {m["rule"]: m for m in study.metrics()}["uncorrected"]
+    # 4.5 standard errors: a false alarm about once in 150,000 runs.
+    assert abs(rule["family_wise_error"] - size) <= 4.5 * np.sqrt(size * (1 - size) / experiments)
+    assert rule["power"] is None and rule["wrong_sign_rate"] is None
+    assert rule["false_discovery_rate"] == rule["family_wise_error"]  # A/A: every claim is false
+
+
+def test_an_unmissable_effect_is_always_found(seed) -> None:
+    design = VariantsDesign(arms=2, trials=200, base_rate=0.1, effect=0.8)
+    study = run_study(design, RuleSettings(loss_bound=0.01), experiments=20, seed=seed, workers=1)
+    for rule in study.metrics():
+        assert rule["power"] == 1.0, rule["rule"]
+        assert rule["family_wise_error"] == 0.0 and rule["wrong_sign_rate"] == 0.0
+        low, high = rule["power_ci"]
+        assert low < 1.0 == high
+
+
+def test_improper_posteriors_are_refused_not_hidden() -> None:
+    # One trial per arm at a 1% rate: most experiments are all-zero and the article's prior refuses them.
+    study = run_study(VariantsDesign(arms=2, trials=1, base_rate=0.01), experiments=30, seed=3, workers=1)
+    assert study.describe()["refused_fits"] >= 1
+    assert {m["rule"]: m for m in study.metrics()}["bayes_p95"]["mean_claims"] == 0.0
+
+
+# ---------------------------------------------------------------------- CLI
+def test_cli_json_contract_and_same_seed_same_study_for_any_worker_count() -> None:
+    args = ["simulate", "--arms", "3", "--experiments", "16", "--seed", "5", "--json"]
+    one = run(*args, "--workers", "1")
+    two = run(*args, "--workers", "2")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    payload = json.loads(one.stdout)
+    assert json.loads(two.stdout)["rules"] == payload["rules"]
+    assert one.stderr == ""  # no progress bar with --json
+    settings = payload["settings"]
+    assert settings["arms"] == [3] and settings["experiments"] == 16 and settings["seed"] == 5
+    assert settings["trials"] == 100 and settings["base_rate"] == 0.5 and settings["effect"] is None
+    assert [r["rule"] for r in payload["rules"]] == ["bayes_p95", "bonferroni", "holm", "bh", "uncorrected"]
+    for rule in payload["rules"]:
+        low, high = rule["family_wise_error_ci"]
+        assert 0.0 <= low <= rule["family_wise_error"] <= high <= 1.0
+        assert 0.0 <= rule["false_discovery_rate"] <= 1.0
+        assert rule["power"] is None
+
+
+def test_cli_effect_study_writes_table_json_and_figure(tmp_path) -> None:
+    out = tmp_path / "study"
+    proc = run(
+        "simulate", "--arms", "2,3", "--trials", "50", "--effect", "0.3", "--experiments", "8",
+        "--seed", "1", "--threshold", "0.9", "--threshold", "0.99", "--loss-bound", "0.01",
+        "--workers", "1", "--out", out,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for text in ("bayes_p90", "bayes_p99_loss0.01", "bonferroni", "family-wise error", "power", "seed 1"):
+        assert text in proc.stdout
+    table = pd.read_csv(out / "calibration.csv")
+    assert sorted(set(table["arms"])) == [2, 3]
+    assert {"family_wise_error_ci_low", "power_ci_high"} <= set(table.columns)
+    payload = json.loads((out / "calibration.json").read_text())
+    assert payload["settings"]["effect"] == 0.3 and payload["settings"]["effect_arms"] == 1
+    assert all(r["power"] is not None for r in payload["rules"])
+    assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--arms", "1"], "arms must be an integer of at least 2"),
+        (["--arms", "4,x"], "arms must be an integer, got 'x'"),
+        (["--trials", "0"], "trials must be an integer of at least 1"),
+        (["--base-rate", "1.5"], "base rate must be strictly between 0 and 1"),
+        (["--base-rate", "0"], "base rate must be strictly between 0 and 1"),
+        (["--experiments", "0"], "experiments must be an integer of at least 1"),
+        (["--effect", "0.6"], "base rate + effect must be strictly between 0 and 1"),
+        (["--effect", "0.1", "--effect-arms", "4"], "effect arms must be between 1 and arms - 1 = 3"),
+        (["--threshold", "0.3"], "threshold must be above 0.5"),
+        (["--loss-bound", "-1"], "loss bound must be a positive"),
+        (["--alpha", "2"], "alpha must be strictly between 0 and 1"),
+        (["--prior", "flat"], "unknown prior 'flat'"),
+        (["--draws", "5"], "draws must be an integer of at least 100"),
+        (["--workers", "0"], "workers must be an integer of at least 1"),
+        (["--seed", "-3"], "seed must be a non-negative integer"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(args, message) -> None:
+    result = CliRunner().invoke(app, ["simulate", "--experiments", "5", *args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abpool: error: ")
+    assert message in lines[0]
+
+
+# ------------------------------------------- simulation-based calibration
+@pytest.mark.slow
+def test_simulation_based_calibration_of_the_variants_model(seed) -> None:
+    """Ranks of true values among posterior draws are uniform when data come from the prior.
+
+    With ``L`` independent draws per fit, the rank of the true value is uniform on
+    0..L exactly when the posterior is right (Talts et al. 2018). Ranks go into 10
+    equal bins; a chi-square test per quantity at level 5e-4 gives, by Bonferroni
+    over the two quantities, a false-alarm probability of at most 1e-3 per run.
+    """
+    rng = np.random.default_rng(seed)
+    prior = LogNormalPrior()
+    replicates, draws, bins, arms = 1_000, 99, 10, 4
+    ranks = np.empty((replicates, 2), dtype=int)
+    for r in range(replicates):
+        a, b = prior.sample(rng, 1)
+        rates = rng.beta(a[0], b[0], size=arms)
+        trials = rng.integers(5, 200, size=arms)
+        successes = rng.binomial(trials, rates)
+        cells = cells_from_counts(successes, trials) if r == 0 else _cells(successes, trials)
+        result = fit_variants(cells, prior=prior, draws=draws, seed=int(rng.integers(2**31)))
+        truths = (rates[0], a[0] / (a[0] + b[0]))
+        posterior = (result.draws[:, 0], (result.a / (result.a + result.b)).ravel())
+        for k, (truth, sample) in enumerate(zip(truths, posterior, strict=True)):
+            # Ties (rates that underflow to 0 or 1) are broken at random, as SBC requires.
+            below, equal = np.sum(sample < truth), np.sum(sample == truth)
+            ranks[r, k] = below + rng.integers(0, equal + 1)
+    for k, name in enumerate(("first rate", "population mean a/(a+b)")):
+        counts = np.bincount(ranks[:, k] * bins // (draws + 1), minlength=bins)
+        p_value = chisquare(counts).pvalue
+        assert p_value > 5e-4, f"{name}: rank histogram {counts.tolist()} is not uniform (p = {p_value:.2g})"
+
+
+def _cells(successes: np.ndarray, trials: np.ndarray):
+    """Cells without the DuckDB round trip (the counts are valid by construction)."""
+    from abpool.data import Cells
+
+    table = pd.DataFrame({"arm": ["A", "B", "C", "D"], "trials": trials, "successes": successes})
+    return Cells(table, (), "arm", "cells", "simulation", len(table))
+
+
+def test_an_unwritable_out_is_refused_before_the_study_runs(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(app, ["simulate", "--experiments", "5", "--out", str(blocker / "study")])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("abpool: error: cannot write the study to")
+    assert result.stdout == ""
