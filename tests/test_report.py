@@ -182,8 +182,13 @@ def test_demo_report_walks_through_the_article(tmp_path) -> None:
         assert heading in html
     for res in demo.scenarios.values():
         assert res.cells.fingerprint in html
-    assert html.count("<img ") == 4
-    assert segments_sections(3) == ()
+    segments = demo.segments
+    assert "Now let&#39;s get multilevel: Canada and China" in html
+    assert f"{segments.prob_better('Canada'):.1%} chance the treatment improved conversion in Canada" in html
+    assert segments.diagnostics.divergences == 0
+    # 4 variants figures; forest, lift shrinkage and chains for Canada/China.
+    assert html.count("<img ") == 7
+    assert segments_sections(dataclasses.replace(demo, segments=None)) == ()
 
 
 # ------------------------------------------------------------------ a real browser
@@ -217,7 +222,7 @@ def test_report_in_headless_chromium(tmp_path, chromium_available, mcmc_fit, whi
     screenshot = tmp_path / "report.png"
     seen = inspect_page(path, screenshot)
     assert seen.requests == [] and seen.console == [] and seen.errors == []
-    expected = 4 if which == "demo" else 5
+    expected = 7 if which == "demo" else 5
     for figures in (seen.figures, seen.print_figures):  # on screen and in print media
         assert len(figures) == expected
         for figure in figures:

@@ -220,3 +220,38 @@ def test_cli_segments_bad_input(tmp_path, args, message) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("abpool: error:") and message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_save_load_report_and_figures(tmp_path, seed) -> None:
+    res = abpool.analyze_segments(make_dataframe(100, [30, 50, 55, 60]), **ARTICLE, seed=seed)
+    res.save(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"posterior.nc", "summary.json", "report.html"}
+    back = abpool.load(tmp_path)
+    pd.testing.assert_frame_equal(back.summary(), res.summary())
+    assert back.population() == res.population()
+    from abpool.report import render_report
+
+    assert render_report(back, rendered_at="t") == render_report(res, rendered_at="t")
+    html = (tmp_path / "report.html").read_text()
+    assert f"{res.prob_better('China'):.1%} chance the treatment improved conversion in China" in html
+    assert res.cells.fingerprint in html and html.count("<img ") == 3
+    forest = res.plot_forest()
+    assert [len(ax.containers) for ax in forest.axes] == [2, 1]
+    shrinkage = res.plot_shrinkage()
+    assert len(shrinkage.axes[0].patches) == 2  # one arrow per segment
+    convergence = res.plot_convergence()
+    # mu_a, sigma_a, mu_b, sigma_b and b for both segments: a density and a rank plot each.
+    assert len(convergence.axes) == 2 * 6
+
+
+def test_unconverged_segments_report_warns(seed) -> None:
+    import dataclasses
+
+    from abpool.report import render_report
+
+    res = abpool.analyze_segments(make_dataframe(100, [30, 50, 55, 60]), **ARTICLE, seed=seed)
+    bad = dataclasses.replace(
+        res, diagnostics=dataclasses.replace(res.diagnostics, converged=False, warnings=["3 divergent transitions"])
+    )
+    html = render_report(bad)
+    assert 'class="alert"' in html and "3 divergent transitions" in html

@@ -14,6 +14,7 @@ article's scenarios, say) where overlaying them tells the story:
 * :func:`plot_shrinkage` — observed rate → pooled estimate, marker size by trials;
 * :func:`plot_prob_greater` — heat map of ``P(row beats column)``;
 * :func:`plot_segments_forest` — per-segment control/treatment rates and lift;
+* :func:`plot_segments_shrinkage` — each segment's observed lift → its pooled estimate;
 * :func:`plot_convergence` and :func:`convergence_table` — rank plots, R-hat and ESS of MCMC fits.
 
 Examples
@@ -241,7 +242,14 @@ def plot_boxplots(results: Any) -> Figure:
     return fig
 
 
-def shrinkage_panel(ax: Axes, frame: pd.DataFrame, grand_rate: float, *, max_trials: float | None = None) -> None:
+def shrinkage_panel(
+    ax: Axes,
+    frame: pd.DataFrame,
+    grand_rate: float,
+    *,
+    max_trials: float | None = None,
+    reference_label: str = "grand rate",
+) -> None:
     """Draw one shrinkage panel on ``ax`` from a table (shared by variants and segments).
 
     Parameters
@@ -256,6 +264,8 @@ def shrinkage_panel(ax: Axes, frame: pd.DataFrame, grand_rate: float, *, max_tri
     max_trials : float, optional
         Trials that get the largest marker (default: this table's maximum), so
         several panels can share one size scale.
+    reference_label : str
+        Legend name of the dashed line.
     """
     missing = [c for c in ("label", "trials", "observed_rate", "estimate", "ci_low", "ci_high") if c not in frame]
     if missing:
@@ -289,7 +299,7 @@ def shrinkage_panel(ax: Axes, frame: pd.DataFrame, grand_rate: float, *, max_tri
         observed, y, s=sizes, facecolors="white", edgecolors="#D55E00", linewidths=1.6, zorder=4, label="observed rate"
     )
     ax.scatter(estimate, y, s=sizes, color="#0072B2", zorder=5, label="pooled estimate")
-    ax.axvline(grand_rate, color="0.25", linestyle="--", linewidth=1.2, label=f"grand rate {grand_rate:.3f}")
+    ax.axvline(grand_rate, color="0.25", linestyle="--", linewidth=1.2, label=f"{reference_label} {grand_rate:.3f}")
     ax.set_yticks(y, [f"{label}  (n={int(n):,})" for label, n in zip(frame["label"], trials, strict=True)])
     ax.set_ylim(-0.7, rows - 0.3)
     ax.spines[["top", "right"]].set_visible(False)
@@ -506,7 +516,20 @@ def plot_segments_forest(summary: pd.DataFrame, *, title: str | None = None) -> 
     return fig
 
 
+def _segments_convergence_data(result: Any, max_rates: int) -> Any:
+    import arviz as az
+
+    posterior = result.idata.posterior
+    # The population parameters first (their funnel is where trouble shows), then a few segments' effects.
+    dataset = posterior[["mu_a", "sigma_a", "mu_b", "sigma_b"]].assign(
+        b=posterior["b"].isel(segment=slice(0, max_rates))
+    )
+    return az.convert_to_inference_data(dataset)
+
+
 def _convergence_data(result: VariantsResult, max_rates: int) -> Any:
+    if hasattr(result, "layout"):
+        return _segments_convergence_data(result, max_rates)
     if result.diagnostics.chains < 2 or result.engine == "exact":
         raise InvalidArgumentError(
             f"convergence plots need MCMC chains, but this result's {result.engine!r} engine gives independent "
@@ -546,7 +569,7 @@ def convergence_table(result: VariantsResult, *, max_rates: int = 50) -> pd.Data
     data = _convergence_data(result, max_rates)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = az.summary(data, kind="diagnostics")
+        table = az.summary(data, kind="diagnostics", round_to="none")
     return table[["r_hat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd"]]
 
 
@@ -574,13 +597,15 @@ def plot_convergence(result: VariantsResult, *, max_rates: int = 6) -> Figure:
     import arviz as az
 
     data = _convergence_data(result, max_rates)
-    rows = 2 + int(data.posterior.sizes["variant"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = az.summary(data, kind="diagnostics", round_to="none")
+    rows = len(table)
     fig = _figure(8.0, 1.6 * rows + 0.6)
     axes = fig.subplots(rows, 2, squeeze=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         az.plot_trace(data, compact=False, kind="rank_bars", axes=axes, show=False)
-        table = az.summary(data, kind="diagnostics")
     for (name, row), (density_ax, rank_ax) in zip(table.iterrows(), axes, strict=True):
         density_ax.set_title(f"{name}: density per chain", loc="left", fontsize="small")
         rank_ax.set_title(f"ranks  R-hat {row['r_hat']:.3f}, ESS {row['ess_bulk']:.0f}", loc="left", fontsize="small")
@@ -592,4 +617,47 @@ def plot_convergence(result: VariantsResult, *, max_rates: int = 6) -> Figure:
     fig.suptitle(
         f"Convergence: {result.diagnostics.chains} chains × {result.diagnostics.draws:,} draws", x=0.02, ha="left"
     )
+    return fig
+
+
+def plot_segments_shrinkage(result: Any) -> Figure:
+    """Shrinkage of each segment's lift: observed lift → pooled estimate, marker size by users.
+
+    The dashed line is the overall observed lift (all treatment successes over
+    all treatment users minus the same for the control). Segments with few
+    users are pulled toward it; large ones keep their own estimate.
+
+    Parameters
+    ----------
+    result : SegmentsResult
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One panel per treatment arm.
+    """
+    summary = result.summary()
+    arms = list(dict.fromkeys(summary["arm"]))
+    fig = _figure(8.0, 1.2 + 0.45 * len(summary))
+    axes = fig.subplots(len(arms), 1, squeeze=False)[:, 0]
+    biggest = float((summary["trials_control"] + summary["trials_treatment"]).max())
+    for ax, arm in zip(axes, arms, strict=True):
+        rows = summary[summary["arm"] == arm]
+        treated = rows["successes_treatment"].sum() / max(rows["trials_treatment"].sum(), 1)
+        control = rows["successes_control"].sum() / max(rows["trials_control"].sum(), 1)
+        frame = pd.DataFrame(
+            {
+                "label": rows["segment"].to_numpy(),
+                "trials": (rows["trials_control"] + rows["trials_treatment"]).to_numpy(),
+                "observed_rate": (rows["observed_treatment_rate"] - rows["observed_control_rate"]).to_numpy(),
+                "estimate": rows["lift"].to_numpy(),
+                "ci_low": rows["lift_ci_low"].to_numpy(),
+                "ci_high": rows["lift_ci_high"].to_numpy(),
+            }
+        ).dropna(subset=["observed_rate"])
+        shrinkage_panel(ax, frame, float(treated - control), max_trials=biggest, reference_label="overall lift")
+        ax.set_xlabel(f"lift of {arm} (treatment − control)")
+    # Outside the axes: inside, the legend would hide the markers it explains.
+    axes[0].legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle("Shrinkage of each segment's lift toward the overall lift", x=0.02, ha="left")
     return fig

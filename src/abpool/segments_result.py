@@ -279,7 +279,7 @@ class SegmentsResult:
                 "seed": self.seed,
                 "ci": self.ci,
                 "control": self.layout.control,
-                "data": self.cells.describe(),
+                "data": {**self.cells.describe(), "table": self.cells.table.to_dict("list")},
                 "parameterisation": self.parameterisation.describe(self.layout),
                 "segments": self._summary.to_dict("records"),
                 "population": population,
@@ -293,13 +293,52 @@ class SegmentsResult:
         """The result as a JSON string (see :meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``posterior.nc`` (draws with provenance) and ``summary.json`` into ``directory``."""
+    def save(self, directory: str | Path, *, report: bool = True) -> Path:
+        """Write ``posterior.nc`` (draws with provenance), ``summary.json`` and ``report.html``, atomically.
+
+        :func:`abpool.load` reads the directory back; ``abpool report DIR``
+        re-renders the report from it. Returns the directory.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         atomic_write(directory / "posterior.nc", lambda p: self.idata.to_netcdf(str(p), engine="h5netcdf"))
         write_json(directory / "summary.json", self.to_dict())
+        if report:
+            from abpool.report import write_report
+
+            write_report(directory / "report.html", self)
         return directory
+
+    # ---------------------------------------------------------------- figures
+    def plot_forest(self) -> Any:
+        """Per-segment rates and lift (see :func:`abpool.plots.plot_segments_forest`)."""
+        from abpool.plots import plot_segments_forest
+
+        return plot_segments_forest(self.summary())
+
+    def plot_shrinkage(self) -> Any:
+        """Observed lift → pooled estimate per segment (see :func:`abpool.plots.plot_segments_shrinkage`)."""
+        from abpool.plots import plot_segments_shrinkage
+
+        return plot_segments_shrinkage(self)
+
+    def plot_convergence(self) -> Any:
+        """Per-chain densities and rank plots (see :func:`abpool.plots.plot_convergence`)."""
+        from abpool.plots import plot_convergence
+
+        return plot_convergence(self, max_rates=4)
+
+    def to_html(self) -> str:
+        """The full self-contained HTML report (figures inline), as written by :meth:`save`."""
+        from abpool.report import render_report
+
+        return render_report(self)
+
+    def _repr_html_(self) -> str:
+        # Notebooks get the decisions and tables only: figures would make every display slow.
+        from abpool.report import render_fragment
+
+        return render_fragment(self)
 
 
 def _interval(values: NDArray, level: float) -> dict[str, float]:

@@ -4,17 +4,31 @@ A calibration study simulates many experiments from a declared truth, applies
 several decision rules to each, and counts how often each rule declares a
 winner that is not there and how often it finds a real one.
 
-Truth (:class:`VariantsDesign`)
+Truth, variants (:class:`VariantsDesign`)
     ``arms`` variants with ``trials`` users each. Every arm's true rate is
     ``base_rate`` (an A/A study), except that with a non-zero ``effect`` the
     **last** ``effect_arms`` arms (default: only the last arm) have rate
     ``base_rate + effect``. Truly different pairs are therefore those with
-    exactly one arm among the last ``effect_arms``.
+    exactly one arm among the last ``effect_arms``. The truth is the same in
+    every experiment.
 
-Rules (all applied to every pair of arms ``(i, j)`` of the same experiment)
+Truth, segments (:class:`SegmentsDesign`)
+    ``segments`` segments × (control, treatment), ``trials`` users per cell.
+    Each experiment draws its own truth on the log-odds scale: segment ``s``
+    has control logit ``a_s ~ Normal(logit(base_rate), base_rate_spread)``
+    (default spread 0.2: at a base rate of 0.5, 95% of segments' control rates
+    lie between 0.40 and 0.60) and treatment effect
+    ``b_s ~ Normal(effect, effect_spread)``; the treatment rate is
+    ``invlogit(a_s + b_s)``. ``effect = effect_spread = 0`` is the A/A study
+    (every segment's treatment equals its control). The comparisons are
+    "treatment beats control" within each segment.
+
+Rules (all applied to every comparison ``(i, j)`` of the same experiment: every
+pair of arms, or treatment against control in every segment)
     ``bayes_pXX``
-        Fit the variants model (exact engine) and claim "i beats j" when
-        ``P(theta_i > theta_j) >= XX%``.
+        Fit the variants model (exact engine) or the segments model (nutpie
+        NUTS) and claim "i beats j" when ``P(theta_i > theta_j) >= XX%``
+        ("j beats i" when it is ``<= 1 - XX%``).
     ``bayes_pXX_lossL``
         The same, and the expected loss of choosing i over j,
         ``E[max(theta_j - theta_i, 0)]``, is below ``L``.
@@ -22,7 +36,9 @@ Rules (all applied to every pair of arms ``(i, j)`` of the same experiment)
         Two-sided two-proportion test of every pair (z-test, Fisher's exact
         test for small counts, :mod:`abpool.classical`); claim "i beats j" when
         the (adjusted) p-value is below ``alpha`` and the observed rate of i is
-        higher. The family is every pair of the experiment.
+        higher. The family is every comparison of the experiment (every pair
+        of arms; every segment's treatment-control test, as in
+        :func:`abpool.classical.classical_comparisons`).
 
 Scores (per experiment, per rule)
     A claim "i beats j" is *false* when truly ``theta_i <= theta_j``: either the
@@ -32,7 +48,7 @@ Scores (per experiment, per rule)
     * ``false_discovery_rate``: mean over experiments of false claims / claims
       (0 when there is no claim);
     * ``power``: mean share of truly different pairs claimed with the right
-      sign (``None`` for A/A studies);
+      sign, over the experiments that have one (``None`` for A/A studies);
     * ``wrong_sign_rate``: share of experiments with at least one claim whose
       sign is opposite to a true difference (``None`` for A/A studies).
 
@@ -42,21 +58,27 @@ Scores (per experiment, per rule)
     at most ``m (1 - m) / n``, the variance the interval assumes.
 
 Seeds
-    Experiment ``k`` of a design with ``J`` arms draws from
-    ``SeedSequence(seed, spawn_key=(J,)).spawn(experiments)[k]``: the study does
-    not depend on the number of workers or the chunking, and the 4-arm part of a
-    2/4/8-arm study is the 4-arm study run on its own.
+    Experiment ``k`` of a design draws from
+    ``SeedSequence(seed, spawn_key=design.seed_key).spawn(experiments)[k]``
+    (``seed_key`` is ``(J,)`` for ``J`` arms, ``(S, 2)`` for ``S`` segments of two
+    arms): the study does not depend on the number of workers or the chunking,
+    and the 4-arm part of a 2/4/8-arm study is the 4-arm study run on its own.
 
-Extension point: segments
-    :func:`run_studies` works with any object following the :class:`Design`
-    protocol: the cells' trials and true rates, the comparisons (pairs of cell
-    indices), a simulator, and a function giving posterior draws of the cell
-    rates. A segments study (S segments × K arms, n users per cell, the
-    treatment effect spread across segments) needs only a new design whose
-    comparisons are each treatment arm against the control within each segment
-    and whose ``posterior_draws`` fit the segments model; the rules, the scoring
-    and the reports stay as they are. It is not implemented here because the
-    segments model is not part of this module's dependencies yet.
+Fits that fail their checks
+    A fit the model refuses (variants model, improper posterior) makes no
+    Bayesian claim and is counted in ``refused_fits``. A fit that returns but
+    fails a diagnostic check (segments model: divergences, R-hat or effective
+    sample size, after the automatic refit at a higher ``target_accept``) is
+    counted in ``fits_with_warnings`` and its draws are still used, as a user
+    reading the result despite the warning would; the count is reported with
+    every study so its share can be judged.
+
+Segments studies and speed
+    Every segments fit uses one parameterisation for the whole study (chosen
+    once from the design, :meth:`SegmentsDesign.study_parameterisation`), so
+    nutpie compiles the model once and every experiment only refits it with new
+    counts. Such studies run in one process: the sampler already runs its
+    chains on all cores.
 
 Examples
 --------
@@ -86,7 +108,7 @@ from numpy.typing import NDArray
 from abpool.classical import adjust_p_values, pair_test
 from abpool.data import Cells, _default_name
 from abpool.errors import InvalidArgumentError, InvalidDataError
-from abpool.priors import get_variants_prior
+from abpool.priors import get_segments_prior, get_variants_prior
 
 ALPHA = 0.05
 CLASSICAL_RULES = ("bonferroni", "holm", "bh", "uncorrected")
@@ -94,10 +116,17 @@ CLASSICAL_RULES = ("bonferroni", "holm", "bh", "uncorrected")
 # 95% threshold at about 0.003: negligible against the spread of P across
 # experiments, and fits stay at milliseconds.
 DEFAULT_DRAWS = 4_000
+# Segments fits are MCMC: 4 chains × 500 draws keep a refit near half a second
+# while leaving an effective sample size of several hundred for P(b_s > 0).
+SEGMENTS_DRAWS = 2_000
+SEGMENTS_CHAINS = 4
+# Spread (sd on the log-odds scale) of the segments' true control rates around logit(base rate).
+BASE_RATE_SPREAD = 0.2
+MODELS = ("variants", "segments")
 MC_LEVEL = 0.95
 
 # Per-experiment score columns, in the order of StudyResult.scores' last axis.
-SCORES = ("claims", "false_claims", "wrong_sign_claims", "correct_claims")
+SCORES = ("claims", "false_claims", "wrong_sign_claims", "correct_claims", "true_differences")
 
 
 # ------------------------------------------------------------------ validation
@@ -127,19 +156,24 @@ def _probability(value: Any, name: str, example: str) -> float:
 class Design(Protocol):
     """What a calibration study needs to know about the truth it simulates.
 
-    Implemented by :class:`VariantsDesign`; a segments design would implement it
-    with one cell per (segment, arm).
+    Implemented by :class:`VariantsDesign` (one cell per arm) and
+    :class:`SegmentsDesign` (one cell per segment and arm).
     """
 
     kind: str
+    size_key: str
 
     @property
     def seed_key(self) -> tuple[int, ...]:
         """Integers that, with the study seed, pick this design's random stream."""
         ...
 
-    def true_rates(self) -> NDArray[np.float64]:
-        """True success rate of every cell."""
+    def labels(self) -> dict[str, list[str]]:
+        """Label columns of the cells (e.g. ``{"arm": [...]}``), in cell order."""
+        ...
+
+    def draw_truth(self, rng: np.random.Generator) -> NDArray[np.float64]:
+        """True success rate of every cell for one simulated experiment."""
         ...
 
     def cell_trials(self) -> NDArray[np.int64]:
@@ -150,8 +184,8 @@ class Design(Protocol):
         """Cell indices ``(i, j)`` of every comparison "cell i beats cell j"."""
         ...
 
-    def simulate(self, rng: np.random.Generator) -> NDArray[np.int64]:
-        """Successes of every cell for one simulated experiment."""
+    def simulate(self, rng: np.random.Generator, rates: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Successes of every cell for one simulated experiment whose true rates are ``rates``."""
         ...
 
     def posterior_draws(
@@ -188,6 +222,7 @@ class VariantsDesign:
     effect: float = 0.0
     effect_arms: int = 1
     kind: str = field(default="variants", init=False)
+    size_key: str = field(default="arms", init=False)
 
     def __post_init__(self) -> None:
         _int_at_least(self.arms, 2, "arms", " (an experiment compares arms)")
@@ -213,11 +248,19 @@ class VariantsDesign:
         """Arm labels A, B, C, …"""
         return [_default_name(k) for k in range(self.arms)]
 
+    def labels(self) -> dict[str, list[str]]:
+        return {"arm": self.names}
+
     def true_rates(self) -> NDArray[np.float64]:
+        """True rate of every arm (the same in every experiment)."""
         rates = np.full(self.arms, float(self.base_rate))
         if self.effect != 0.0:
             rates[self.arms - self.effect_arms :] += float(self.effect)
         return rates
+
+    def draw_truth(self, rng: np.random.Generator) -> NDArray[np.float64]:
+        # The truth is fixed, so no random number is used: the experiments' streams stay those of earlier versions.
+        return self.true_rates()
 
     def cell_trials(self) -> NDArray[np.int64]:
         return np.full(self.arms, int(self.trials), dtype=np.int64)
@@ -226,8 +269,8 @@ class VariantsDesign:
         i, j = np.triu_indices(self.arms, k=1)
         return i, j
 
-    def simulate(self, rng: np.random.Generator) -> NDArray[np.int64]:
-        return rng.binomial(self.cell_trials(), self.true_rates()).astype(np.int64)
+    def simulate(self, rng: np.random.Generator, rates: NDArray[np.float64]) -> NDArray[np.int64]:
+        return rng.binomial(self.cell_trials(), rates).astype(np.int64)
 
     def posterior_draws(
         self, successes: NDArray[np.int64], settings: RuleSettings, seed: int
@@ -258,24 +301,234 @@ class VariantsDesign:
         }
 
 
+@dataclass(frozen=True)
+class SegmentsDesign:
+    """A segmented experiment: ``segments`` segments × (control, treatment), ``trials`` users per cell.
+
+    Each experiment draws its truth on the log-odds scale: control logits
+    ``a_s ~ Normal(logit(base_rate), base_rate_spread)`` and treatment effects
+    ``b_s ~ Normal(effect, effect_spread)``, independently per segment. With
+    ``effect = effect_spread = 0`` (the default) every segment's treatment
+    equals its control: an A/A study.
+
+    Parameters
+    ----------
+    segments : int
+        Segments per experiment (at least 2).
+    trials : int
+        Users per cell (segment × arm).
+    base_rate : float
+        Typical control rate.
+    effect, effect_spread : float
+        Mean and standard deviation of the segments' treatment effects, log-odds.
+    base_rate_spread : float
+        Standard deviation of the segments' control logits.
+    parameterisation : {"centred", "non-centred"}, optional
+        Form of every fit of the study (default: :meth:`study_parameterisation`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> design = SegmentsDesign(segments=3, trials=1000, base_rate=0.5)
+    >>> design.labels()["segment"], design.labels()["arm"][:2]
+    (['s1', 's1', 's2', 's2', 's3', 's3'], ['control', 'treatment'])
+    >>> rates = design.draw_truth(np.random.default_rng(1))
+    >>> bool(np.all(rates[0::2] == rates[1::2]))  # A/A: treatment equals control in every segment
+    True
+    >>> design.study_parameterisation()
+    'non-centred'
+    >>> SegmentsDesign(segments=3, trials=100, base_rate=0.5, effect_spread=-1)
+    Traceback (most recent call last):
+    ...
+    abpool.errors.InvalidArgumentError: effect spread must be zero or positive (an sd of log-odds), got -1
+    """
+
+    segments: int
+    trials: int
+    base_rate: float
+    effect: float = 0.0
+    effect_spread: float = 0.0
+    base_rate_spread: float = BASE_RATE_SPREAD
+    parameterisation: str | None = None
+    kind: str = field(default="segments", init=False)
+    size_key: str = field(default="segments", init=False)
+
+    def __post_init__(self) -> None:
+        _int_at_least(self.segments, 2, "segments", " (the model pools across segments)")
+        _int_at_least(self.trials, 1, "trials", " (users per cell)")
+        _probability(self.base_rate, "base rate", "0.5")
+        _real(self.effect, "effect")
+        for name in ("effect_spread", "base_rate_spread"):
+            label = name.replace("_", " ")
+            if _real(getattr(self, name), label) < 0:
+                raise InvalidArgumentError(
+                    f"{label} must be zero or positive (an sd of log-odds), got {getattr(self, name)!r}"
+                )
+        if self.parameterisation not in (None, "centred", "non-centred"):
+            raise InvalidArgumentError(
+                f"parameterisation must be 'centred' or 'non-centred', got {self.parameterisation!r}"
+            )
+
+    @property
+    def seed_key(self) -> tuple[int, ...]:
+        # Two integers, so no segments study shares its stream with a variants study.
+        return (int(self.segments), 2)
+
+    @property
+    def names(self) -> list[str]:
+        """Segment labels s1, s2, … (zero-padded so they sort in order)."""
+        width = len(str(self.segments))
+        return [f"s{s + 1:0{width}d}" for s in range(self.segments)]
+
+    def labels(self) -> dict[str, list[str]]:
+        return {
+            "segment": [name for name in self.names for _ in range(2)],
+            "arm": ["control", "treatment"] * int(self.segments),
+        }
+
+    def cell_trials(self) -> NDArray[np.int64]:
+        return np.full(2 * self.segments, int(self.trials), dtype=np.int64)
+
+    def comparisons(self) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+        # Cells alternate control, treatment: "treatment (odd cell) beats control (even cell)".
+        control = np.arange(0, 2 * self.segments, 2, dtype=np.intp)
+        return control + 1, control
+
+    def _rates(self, a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+        from scipy.special import expit
+
+        rates = np.empty(2 * self.segments)
+        rates[0::2] = expit(a)
+        rates[1::2] = expit(a + b)
+        return rates
+
+    def draw_truth(self, rng: np.random.Generator) -> NDArray[np.float64]:
+        from scipy.special import logit
+
+        # Both normals are always drawn, so a zero spread changes the truth but not the random stream.
+        a = logit(self.base_rate) + self.base_rate_spread * rng.standard_normal(self.segments)
+        b = self.effect + self.effect_spread * rng.standard_normal(self.segments)
+        return self._rates(a, b)
+
+    def simulate(self, rng: np.random.Generator, rates: NDArray[np.float64]) -> NDArray[np.int64]:
+        return rng.binomial(self.cell_trials(), rates).astype(np.int64)
+
+    def study_parameterisation(self, prior: str = "article") -> str:
+        """The one parameterisation every fit of the study uses.
+
+        ``parameterisation`` when given; otherwise the rule of
+        :func:`abpool.models.segments.choose_parameterisation` applied to the
+        design's typical data (expected counts, with the segments' logits at
+        evenly spaced quantiles of their distributions): centred when it centres
+        most intercepts and slopes, non-centred otherwise. Fixing it per study
+        means one compiled model for every experiment, where a per-experiment
+        choice could recompile (~10 s) whenever the data tipped it.
+        """
+        if self.parameterisation is not None:
+            return self.parameterisation
+        from scipy.stats import norm
+
+        from abpool.models.segments import SegmentLayout, choose_parameterisation
+        from abpool.priors import get_segments_prior
+
+        quantiles = norm.ppf((np.arange(self.segments) + 0.5) / self.segments)
+        a = np.log(self.base_rate / (1 - self.base_rate)) + self.base_rate_spread * quantiles
+        # Reversed so that a segment's control and effect quantiles are not tied together.
+        b = self.effect + self.effect_spread * quantiles[::-1]
+        trials = self.cell_trials()
+        layout = SegmentLayout(
+            segments=tuple(self.names),
+            arms=("control", "treatment"),
+            segment_index=np.repeat(np.arange(self.segments), 2),
+            arm_index=np.tile([0, 1], self.segments),
+            trials=trials,
+            successes=np.rint(trials * self._rates(a, b)).astype(np.int64),
+        )
+        param = choose_parameterisation(layout, get_segments_prior(prior))
+        centred = np.concatenate([param.intercept, param.slope.ravel()])
+        return "centred" if centred.mean() > 0.5 else "non-centred"
+
+    def posterior_draws(
+        self, successes: NDArray[np.int64], settings: RuleSettings, seed: int
+    ) -> tuple[NDArray[np.float64], bool] | None:
+        import warnings
+
+        from abpool.api import analyze_segments
+        from abpool.errors import ConvergenceWarning
+
+        frame = pd.DataFrame({**self.labels(), "trials": self.cell_trials(), "successes": successes})
+        per_chain = math.ceil(settings.draws / SEGMENTS_CHAINS)
+        try:
+            with warnings.catch_warnings():
+                # Counted, not printed: the study reports how many fits did not converge.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                result = analyze_segments(
+                    frame,
+                    segment="segment",
+                    arm="arm",
+                    control="control",
+                    prior=settings.prior,
+                    parameterisation=self.study_parameterisation(settings.prior),
+                    draws=per_chain,
+                    tune=per_chain,
+                    chains=SEGMENTS_CHAINS,
+                    seed=seed,
+                )
+        except InvalidDataError:
+            return None
+        draws = np.empty((result.control_draws.shape[0], 2 * self.segments))
+        draws[:, 0::2] = result.control_draws
+        draws[:, 1::2] = result.treatment_draws[:, :, 0]
+        return draws, not result.diagnostics.converged
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "model": self.kind,
+            "segments": int(self.segments),
+            "trials": int(self.trials),
+            "base_rate": float(self.base_rate),
+            "base_rate_spread": float(self.base_rate_spread),
+            "effect": float(self.effect) if self.effect != 0.0 else None,
+            "effect_spread": float(self.effect_spread),
+            "effect_scale": "log-odds",
+            "parameterisation": self.study_parameterisation(),
+        }
+
+
 # ----------------------------------------------------------------------- rules
 @dataclass(frozen=True)
 class RuleSettings:
     """The decision rules of a study and how the Bayesian one is computed.
 
+    ``model`` names the model the Bayesian rules fit (``"variants"`` or
+    ``"segments"``, matching the design); ``prior`` and ``draws`` default to
+    that model's: ``bda`` and 4,000 independent draws, or ``article`` and
+    4 chains × 500 draws.
+
     Examples
     --------
     >>> RuleSettings(thresholds=(0.95, 0.99), loss_bound=0.01).rule_names
     ('bayes_p95', 'bayes_p95_loss0.01', 'bayes_p99', 'bayes_p99_loss0.01', 'bonferroni', 'holm', 'bh', 'uncorrected')
+    >>> RuleSettings(model="segments").prior, RuleSettings(model="segments").draws
+    ('article', 2000)
     """
 
     thresholds: tuple[float, ...] = (0.95,)
     loss_bound: float | None = None
     alpha: float = ALPHA
-    prior: str = "bda"
-    draws: int = DEFAULT_DRAWS
+    prior: str | None = None
+    draws: int | None = None
+    model: str = "variants"
 
     def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise InvalidArgumentError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        segments = self.model == "segments"
+        # Frozen: the defaults that depend on the model are filled in once, here.
+        if self.prior is None:
+            object.__setattr__(self, "prior", "article" if segments else "bda")
+        if self.draws is None:
+            object.__setattr__(self, "draws", SEGMENTS_DRAWS if segments else DEFAULT_DRAWS)
         if not self.thresholds:
             raise InvalidArgumentError("give at least one threshold for the Bayesian rule (e.g. 0.95)")
         for value in self.thresholds:
@@ -289,8 +542,13 @@ class RuleSettings:
                 f"loss bound must be a positive rate difference (e.g. 0.005), got {self.loss_bound!r}"
             )
         _probability(self.alpha, "alpha", "0.05")
-        get_variants_prior(self.prior)
+        self._prior()
         _int_at_least(self.draws, 100, "draws", " (posterior draws per experiment)")
+
+    def _prior(self) -> Any:
+        if self.model == "segments":
+            return get_segments_prior(self.prior)
+        return get_variants_prior(self.prior)
 
     @property
     def rule_names(self) -> tuple[str, ...]:
@@ -302,15 +560,18 @@ class RuleSettings:
         return (*names, *CLASSICAL_RULES)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        described = {
             "rules": list(self.rule_names),
             "thresholds": [float(t) for t in self.thresholds],
             "loss_bound": None if self.loss_bound is None else float(self.loss_bound),
             "alpha": float(self.alpha),
-            "prior": str(get_variants_prior(self.prior)),
-            "engine": "exact",
+            "prior": str(self._prior()),
+            "engine": "mcmc (nutpie NUTS)" if self.model == "segments" else "exact",
             "draws": int(self.draws),
         }
+        if self.model == "segments":
+            described["chains"] = SEGMENTS_CHAINS
+        return described
 
 
 def bayes_claims(
@@ -367,13 +628,21 @@ def score_claims(claims: NDArray[np.int8], truth: NDArray[np.int8]) -> NDArray[n
     >>> import numpy as np
     >>> truth = np.array([0, 1, -1])
     >>> score_claims(np.array([[1, 1, 1], [0, 1, 0]]), truth).tolist()
-    [[3, 2, 1, 1], [1, 0, 0, 1]]
+    [[3, 2, 1, 1, 2], [1, 0, 0, 1, 2]]
     """
     claimed = claims != 0
     correct = claimed & (claims == truth)
     wrong_sign = claimed & (truth != 0) & (claims == -truth)
+    # The truth can differ between experiments (segments designs draw it), so it is counted per experiment.
+    differences = np.broadcast_to(np.count_nonzero(truth, axis=-1), claimed.shape[:-1])
     return np.stack(
-        [claimed.sum(axis=-1), (claimed & ~correct).sum(axis=-1), wrong_sign.sum(axis=-1), correct.sum(axis=-1)],
+        [
+            claimed.sum(axis=-1),
+            (claimed & ~correct).sum(axis=-1),
+            wrong_sign.sum(axis=-1),
+            correct.sum(axis=-1),
+            differences,
+        ],
         axis=-1,
     ).astype(np.int64)
 
@@ -386,10 +655,14 @@ def experiment_seeds(design: Design, experiments: int, seed: int) -> list[np.ran
     return np.random.SeedSequence(seed, spawn_key=design.seed_key).spawn(experiments)
 
 
-def _draw_experiment(design: Design, seed_seq: np.random.SeedSequence) -> tuple[NDArray[np.int64], int]:
+def _draw_experiment(
+    design: Design, seed_seq: np.random.SeedSequence
+) -> tuple[NDArray[np.float64], NDArray[np.int64], int]:
+    """True rates, successes and fit seed of one experiment."""
     rng = np.random.default_rng(seed_seq)
-    successes = design.simulate(rng)
-    return successes, int(rng.integers(2**31))
+    rates = design.draw_truth(rng)
+    successes = design.simulate(rng, rates)
+    return rates, successes, int(rng.integers(2**31))
 
 
 def make_experiments(design: Design, experiments: int, seed: int) -> pd.DataFrame:
@@ -405,19 +678,20 @@ def make_experiments(design: Design, experiments: int, seed: int) -> pd.DataFram
     ['experiment', 'arm', 'trials', 'successes', 'true_rate']
     >>> frame["true_rate"].tolist()
     [0.3, 0.4, 0.3, 0.4, 0.3, 0.4]
+    >>> make_experiments(SegmentsDesign(segments=2, trials=50, base_rate=0.3), 1, seed=7).columns.tolist()
+    ['experiment', 'segment', 'arm', 'trials', 'successes', 'true_rate']
     """
-    names = getattr(design, "names", None) or [str(k) for k in range(len(design.true_rates()))]
     frames = []
     for k, seed_seq in enumerate(experiment_seeds(design, experiments, seed)):
-        successes, _ = _draw_experiment(design, seed_seq)
+        rates, successes, _ = _draw_experiment(design, seed_seq)
         frames.append(
             pd.DataFrame(
                 {
                     "experiment": k,
-                    "arm": names,
+                    **design.labels(),
                     "trials": design.cell_trials(),
                     "successes": successes,
-                    "true_rate": design.true_rates(),
+                    "true_rate": rates,
                 }
             )
         )
@@ -425,9 +699,9 @@ def make_experiments(design: Design, experiments: int, seed: int) -> pd.DataFram
 
 
 def evaluate_experiment(
-    design: Design, settings: RuleSettings, successes: NDArray[np.int64], fit_seed: int
+    design: Design, settings: RuleSettings, successes: NDArray[np.int64], fit_seed: int, rates: NDArray[np.float64]
 ) -> tuple[NDArray[np.int64], bool, bool]:
-    """Apply every rule to one experiment.
+    """Apply every rule to one experiment whose true cell rates are ``rates``.
 
     Returns
     -------
@@ -440,7 +714,7 @@ def evaluate_experiment(
     """
     i, j = design.comparisons()
     trials = design.cell_trials()
-    truth = np.sign(design.true_rates()[i] - design.true_rates()[j]).astype(np.int8)
+    truth = np.sign(rates[i] - rates[j]).astype(np.int8)
     claims: list[NDArray[np.int8]] = []
     fit = design.posterior_draws(successes, settings, fit_seed)
     for threshold in settings.thresholds:
@@ -456,7 +730,10 @@ def evaluate_experiment(
 
 
 def _run_chunk(
-    design: Design, settings: RuleSettings, seeds: Sequence[np.random.SeedSequence]
+    design: Design,
+    settings: RuleSettings,
+    seeds: Sequence[np.random.SeedSequence],
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     scores = []
     flags = []
@@ -466,10 +743,12 @@ def _run_chunk(
     gc.freeze()
     try:
         for seed_seq in seeds:
-            successes, fit_seed = _draw_experiment(design, seed_seq)
-            score, refused, warned = evaluate_experiment(design, settings, successes, fit_seed)
+            rates, successes, fit_seed = _draw_experiment(design, seed_seq)
+            score, refused, warned = evaluate_experiment(design, settings, successes, fit_seed, rates)
             scores.append(score)
             flags.append((refused, warned))
+            if progress:
+                progress(1)
     finally:
         gc.unfreeze()
     return np.stack(scores), np.array(flags, dtype=bool)
@@ -521,30 +800,34 @@ class StudyResult:
         return int(self.scores.shape[0])
 
     @property
-    def true_differences(self) -> int:
-        """Comparisons whose cells truly differ."""
-        i, j = self.design.comparisons()
-        rates = self.design.true_rates()
-        return int(np.count_nonzero(rates[i] != rates[j]))
+    def true_differences(self) -> int | float:
+        """Comparisons whose cells truly differ: a count, or its mean when experiments differ."""
+        counts = self.scores[:, 0, SCORES.index("true_differences")]
+        return int(counts[0]) if np.all(counts == counts[0]) else float(counts.mean())
 
     def metrics(self) -> list[dict[str, Any]]:
-        """One record per rule: error rates, power and their Monte Carlo intervals."""
+        """One record per rule: error rates, power and their Monte Carlo intervals.
+
+        Power and the wrong-sign rate are taken over the experiments that have a
+        true difference (all of them, or none, in the designs of this module).
+        """
         n = self.experiments
-        n_diff = self.true_differences
+        design = {k: v for k, v in self.design.describe().items() if k != "true_rates"}
         records = []
         for r, rule in enumerate(self.settings.rule_names):
-            claims, false, wrong, correct = (self.scores[:, r, k] for k in range(len(SCORES)))
-            values: dict[str, float | None] = {
-                "family_wise_error": float(np.mean(false > 0)),
-                "false_discovery_rate": float(np.mean(false / np.maximum(claims, 1))),
-                "power": float(np.mean(correct / n_diff)) if n_diff else None,
-                "wrong_sign_rate": float(np.mean(wrong > 0)) if n_diff else None,
+            claims, false, wrong, correct, n_diff = (self.scores[:, r, k] for k in range(len(SCORES)))
+            real = n_diff > 0
+            n_real = int(real.sum())
+            values: dict[str, tuple[float | None, int]] = {
+                "family_wise_error": (float(np.mean(false > 0)), n),
+                "false_discovery_rate": (float(np.mean(false / np.maximum(claims, 1))), n),
+                "power": (float(np.mean(correct[real] / n_diff[real])) if n_real else None, n_real),
+                "wrong_sign_rate": (float(np.mean(wrong[real] > 0)) if n_real else None, n_real),
             }
-            design = {k: v for k, v in self.design.describe().items() if k != "true_rates"}
             record: dict[str, Any] = {"rule": rule, **design, "experiments": n}
-            for name, value in values.items():
+            for name, (value, size) in values.items():
                 record[name] = value
-                record[f"{name}_ci"] = None if value is None else wilson_interval(value, n)
+                record[f"{name}_ci"] = None if value is None else wilson_interval(value, size)
             record["any_claim_rate"] = float(np.mean(claims > 0))
             record["mean_claims"] = float(np.mean(claims))
             records.append(record)
@@ -591,15 +874,19 @@ def run_studies(
     Parameters
     ----------
     designs : sequence of Design
-        The truths to simulate (e.g. :class:`VariantsDesign` with 2, 4, 8 arms).
+        The truths to simulate (e.g. :class:`VariantsDesign` with 2, 4, 8 arms),
+        all of one kind (variants or segments).
     settings : RuleSettings, optional
-        Rules to apply (default: ``bayes_p95`` and the classical rules).
+        Rules to apply (default: ``bayes_p95`` and the classical rules, with the
+        designs' model).
     experiments : int
         Simulated experiments per design.
     seed : int
         Study seed; the result does not depend on ``workers``.
     workers : int, optional
-        Worker processes (default: every available core; 1 runs in this process).
+        Worker processes (default: every available core for variants designs;
+        1 for segments designs, whose sampler already uses every core). 1 runs
+        in this process.
     progress : callable, optional
         Called with the number of experiments just finished.
 
@@ -608,18 +895,25 @@ def run_studies(
     list of StudyResult
         In the order of ``designs``.
     """
-    settings = settings or RuleSettings()
     if not designs:
         raise InvalidArgumentError("give at least one design (e.g. a number of arms) to study")
-    workers = available_workers() if workers is None else _int_at_least(workers, 1, "workers", "")
+    kinds = {design.kind for design in designs}
+    if len(kinds) > 1:
+        raise InvalidArgumentError(f"a study holds designs of one kind, got {', '.join(sorted(kinds))}")
+    kind = kinds.pop()
+    settings = settings or RuleSettings(model=kind)
+    if settings.model != kind:
+        raise InvalidArgumentError(f"the rule settings fit the {settings.model} model but the designs are {kind}")
+    if workers is None:
+        workers = 1 if kind == "segments" else available_workers()
+    workers = _int_at_least(workers, 1, "workers", "")
     seeds = [experiment_seeds(design, experiments, seed) for design in designs]
     parts: list[list[tuple[slice, tuple[NDArray, NDArray]]]] = [[] for _ in designs]
     tasks = [(d, part) for d in range(len(designs)) for part in _chunks(experiments, workers)]
     if workers == 1:
+        # In this process progress is reported per experiment: segments fits take a second each.
         for d, part in tasks:
-            parts[d].append((part, _run_chunk(designs[d], settings, seeds[d][part])))
-            if progress:
-                progress(part.stop - part.start)
+            parts[d].append((part, _run_chunk(designs[d], settings, seeds[d][part], progress)))
     else:
         methods = multiprocessing.get_all_start_methods()
         # Not fork: a parent holding threads (a progress bar) can deadlock forked children.

@@ -45,17 +45,19 @@ def study_payload(
 ) -> dict[str, Any]:
     """One JSON-ready object: ``settings``, ``definitions``, ``studies`` and ``rules``.
 
-    ``rules`` has one record per (design, rule); each names its ``arms``.
+    ``rules`` has one record per (design, rule); each names its ``arms`` (or
+    ``segments`` for a segments study), and ``settings`` lists them.
     """
+    size = results[0].design.size_key
     designs = [r.design.describe() for r in results]
     shared = {
         key: value
         for key, value in designs[0].items()
-        if key not in ("arms", "true_rates") and all(d.get(key) == value for d in designs)
+        if key not in (size, "true_rates") and all(d.get(key) == value for d in designs)
     }
     first = results[0]
     settings = {
-        "arms": [d.get("arms") for d in designs],
+        size: [d.get(size) for d in designs],
         **shared,
         "experiments": first.experiments,
         "seed": first.seed,
@@ -91,7 +93,7 @@ def study_table(results: Sequence[StudyResult]) -> pd.DataFrame:
 
 
 def plot_study(results: Sequence[StudyResult]) -> Any:
-    """Error rates (and power, with a true effect) against the number of arms, one line per rule.
+    """Error rates (and power, with a true effect) against the number of arms (or segments), one line per rule.
 
     Returns a :class:`matplotlib.figure.Figure` drawn with the Agg backend.
     """
@@ -111,13 +113,14 @@ def plot_study(results: Sequence[StudyResult]) -> Any:
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(panels), squeeze=False)[0]
     alpha = results[0].settings.alpha
-    arms = sorted(table["arms"].unique())
+    size = results[0].design.size_key
+    arms = sorted(table[size].unique())
     for ax, metric in zip(axes, panels, strict=True):
         rules = list(dict.fromkeys(table["rule"]))
         for k, (rule, group) in enumerate(table.groupby("rule", sort=False)):
-            group = group.sort_values("arms")
+            group = group.sort_values(size)
             # Rules often coincide; a small horizontal dodge keeps every line visible.
-            x = group["arms"].to_numpy(dtype=float) * 2.0 ** (0.04 * (k - (len(rules) - 1) / 2))
+            x = group[size].to_numpy(dtype=float) * 2.0 ** (0.04 * (k - (len(rules) - 1) / 2))
             y = group[metric].to_numpy(dtype=float)
             # Clipped: at 0 or 1 an interval end can differ from the estimate by rounding alone.
             err = np.clip(
@@ -137,23 +140,39 @@ def plot_study(results: Sequence[StudyResult]) -> Any:
         if len(arms) > 1:
             ax.set_xscale("log", base=2)
         ax.set_xticks(arms, [str(a) for a in arms])
-        ax.set_xlabel("arms")
+        ax.set_xlabel(size)
         ax.set_ylim(bottom=0)
         ax.set_title(titles[metric], fontsize=10)
     axes[0].legend(fontsize=8)
     first = results[0]
     described = first.design.describe()
-    truth = (
-        "A/A"
-        if not described.get("effect")
-        else f"effect {described['effect']:+g} on {described['effect_arms']} arm(s)"
-    )
     figure.suptitle(
-        f"{first.experiments:,} simulated experiments per point; {described.get('trials')} trials per arm, "
-        f"base rate {described.get('base_rate')}, {truth}",
+        f"{first.experiments:,} simulated experiments per point; {described.get('trials')} trials per "
+        f"{'cell' if size == 'segments' else 'arm'}, base rate {described.get('base_rate')}, {truth_text(described)}",
         fontsize=10,
     )
     return figure
+
+
+def truth_text(described: dict[str, Any]) -> str:
+    """The simulated truth in a few words, from a design's ``describe()``.
+
+    Examples
+    --------
+    >>> truth_text({"model": "variants", "effect": 0.05, "effect_arms": 1})
+    'effect +0.05 on 1 arm(s)'
+    >>> truth_text({"model": "segments", "effect": None, "effect_spread": 0.0})
+    'A/A'
+    >>> truth_text({"model": "segments", "effect": 0.1, "effect_spread": 0.2})
+    'effects ~ Normal(0.1, 0.2) log-odds'
+    """
+    effect = described.get("effect") or 0.0
+    if described.get("model") == "segments":
+        spread = described.get("effect_spread") or 0.0
+        if effect == 0.0 and spread == 0.0:
+            return "A/A"
+        return f"effects ~ Normal({effect:g}, {spread:g}) log-odds"
+    return "A/A" if not effect else f"effect {effect:+g} on {described['effect_arms']} arm(s)"
 
 
 def write_outputs(results: Sequence[StudyResult], directory: str | Path, payload: dict[str, Any]) -> list[Path]:

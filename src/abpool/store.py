@@ -136,8 +136,73 @@ def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
     )
 
 
+SEGMENTS_MODEL = "segments: varying-intercept, varying-slope logistic regression"
+
+
+def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
+    from abpool.data import Cells
+    from abpool.inference import Diagnostics
+    from abpool.models.segments import Parameterisation, choose_parameterisation, layout_from_cells
+    from abpool.priors import SegmentsPrior
+    from abpool.segments_result import SegmentsResult
+
+    data = _field(payload, "data")
+    try:
+        table = pd.DataFrame(_field(payload, "data", "table"))
+        for column in [*data["segment_columns"], "arm"]:
+            table[column] = table[column].astype(str)
+        table["trials"] = table["trials"].astype(np.int64)
+        table["successes"] = table["successes"].astype(np.int64)
+        cells = Cells(
+            table=table,
+            segment_columns=tuple(data["segment_columns"]),
+            arm_column=str(data["arm_column"]),
+            form=data["form"],
+            source=str(data["source"]),
+            input_rows=int(data["input_rows"]),
+        )
+        prior_info = _field(payload, "prior")
+        prior = SegmentsPrior(name=prior_info["name"], **_field(payload, "prior", "parameters"))
+        layout = layout_from_cells(cells, str(_field(payload, "control")))
+        chosen = choose_parameterisation(layout, prior)
+        forms = _field(payload, "parameterisation")
+        intercept = np.array([forms[s]["intercept"] == "centred" for s in layout.segments])
+        slope = np.array(
+            [[forms[s][f"slope[{arm}]"] == "centred" for arm in layout.treatments] for s in layout.segments]
+        )
+        parameterisation = Parameterisation(
+            intercept=intercept,
+            slope=slope,
+            intercept_shrinkage=chosen.intercept_shrinkage,
+            slope_shrinkage=chosen.slope_shrinkage,
+        )
+        diagnostics = Diagnostics(**_field(payload, "diagnostics"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidDataError(f"the result in '{directory}' is incomplete ({exc!r}); save it again") from None
+    saved_fingerprint = data.get("fingerprint")
+    draws_fingerprint = getattr(idata, "attrs", {}).get("data_fingerprint")
+    if cells.fingerprint != saved_fingerprint or draws_fingerprint != saved_fingerprint:
+        raise InvalidDataError(
+            f"posterior.nc and summary.json in '{directory}' come from different data (fingerprints differ); "
+            "save the result again"
+        )
+    return SegmentsResult(
+        cells=cells,
+        layout=layout,
+        prior=prior,
+        correlated=bool(_field(payload, "correlated")),
+        parameterisation=parameterisation,
+        sampler=str(_field(payload, "sampler")),
+        seed=int(_field(payload, "seed")),
+        idata=idata,
+        diagnostics=diagnostics,
+        ci=float(_field(payload, "ci")),
+        created=str(_field(payload, "created")),
+    )
+
+
 # Keyed by summary.json's "model"; another model adds its loader with register_loader.
-LOADERS: dict[str, Loader] = {VARIANTS_MODEL: _load_variants}
+LOADERS: dict[str, Loader] = {VARIANTS_MODEL: _load_variants, SEGMENTS_MODEL: _load_segments}
 
 
 def register_loader(model: str, loader: Loader) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from abpool.cli._app import JsonOpt, SeedOpt, app, fail, quiet_samplers, stdout
+from abpool.cli.segments import render_segments
 from abpool.cli.variants import render_variants
 from abpool.demo import DEFAULT_OUT, DEFAULT_SEED, run_demo
 from abpool.errors import AbpoolError
@@ -18,7 +19,7 @@ DemoOutOpt = Annotated[Path, typer.Option("--out", help="Directory for report.ht
 
 @app.command()
 def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
-    """Run the article's two scenarios (A with 100 trials, then 10) and write a report.
+    """Run the article end to end: two variants scenarios (A with 100 trials, then 10), Canada/China, a report.
 
     With 100 trials A keeps most of its own estimate; with 10 it is pulled most of
     the way to the grand rate. The report (default ./abpool-demo/report.html)
@@ -35,6 +36,8 @@ def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: J
         fail(AbpoolError(f"cannot write the report to '{out}' ({exc.strerror or exc}); choose another --out"))
     if as_json:
         payload = {label: res.to_dict() for label, res in result.scenarios.items()}
+        if result.segments is not None:
+            payload["Canada and China"] = result.segments.to_dict()
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     for label, res in result.scenarios.items():
@@ -48,4 +51,8 @@ def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: J
         f"with {a2.trials} trials (shrinkage {a2.shrinkage:.2f}). Grand rates: {first.grand_rate:.3f} and "
         f"{second.grand_rate:.3f}."
     )
+    if result.segments is not None:
+        stdout.print()
+        stdout.print("[bold]Canada and China[/bold] (varying-intercept, varying-slope model)")
+        render_segments(result.segments, stdout)
     stdout.print(f"report: {result.path}")

@@ -228,7 +228,7 @@ def run_segments(
         if classical:
             render_segments_classical(result, stdout)
         if out is not None:
-            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}")
+            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}")
     if not result.diagnostics.converged and not allow_unconverged:
         print(
             "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "

@@ -1,4 +1,8 @@
-"""``abpool simulate``: a calibration study of the Bayesian and classical decision rules."""
+"""``abpool simulate``: a calibration study of the Bayesian and classical decision rules.
+
+Two forms: ``--arms`` (A/B/n tests, the variants model) and ``--segments``
+(treatment against control within each segment, the segments model).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from rich.table import Table
 
 from abpool.cli._app import JsonOpt, app, fail, stderr, stdout
 from abpool.errors import AbpoolError, InvalidArgumentError
+from abpool.simulate_output import truth_text
 
 
 def _split(values: list[str] | None, default: list[str], name: str, convert: type) -> list:
@@ -44,15 +49,41 @@ def simulate(
         list[str] | None,
         typer.Option("--arms", help="Arms per experiment; repeat or comma-separate for several studies [default: 4]."),
     ] = None,
-    trials: Annotated[int, typer.Option("--trials", help="Users (trials) per arm.")] = 100,
-    base_rate: Annotated[float, typer.Option("--base-rate", help="True rate of every arm in an A/A study.")] = 0.5,
+    segments: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--segments",
+            help="Segments form: segments per experiment, each with a control and a treatment cell; "
+            "repeat or comma-separate for several studies.",
+        ),
+    ] = None,
+    trials: Annotated[int, typer.Option("--trials", help="Users (trials) per arm, or per cell with --segments.")] = 100,
+    base_rate: Annotated[
+        float, typer.Option("--base-rate", help="True rate of every arm in an A/A study (segments: typical control).")
+    ] = 0.5,
     experiments: Annotated[int, typer.Option("--experiments", help="Simulated experiments per study.")] = 1000,
     seed: Annotated[int | None, typer.Option("--seed", help="Study seed [default: random, and reported].")] = None,
     effect: Annotated[
         float | None,
-        typer.Option("--effect", help="True lift of the last --effect-arms arms over the base rate [default: A/A]."),
+        typer.Option(
+            "--effect",
+            help="True lift of the last --effect-arms arms over the base rate; with --segments, the mean "
+            "treatment effect on the log-odds scale [default: A/A].",
+        ),
     ] = None,
-    effect_arms: Annotated[int, typer.Option("--effect-arms", help="How many (last) arms carry the effect.")] = 1,
+    effect_arms: Annotated[
+        int | None, typer.Option("--effect-arms", help="How many (last) arms carry the effect [default: 1].")
+    ] = None,
+    effect_spread: Annotated[
+        float | None,
+        typer.Option("--effect-spread", help="Segments: sd of the segments' treatment effects, log-odds [default: 0]."),
+    ] = None,
+    base_rate_spread: Annotated[
+        float | None,
+        typer.Option(
+            "--base-rate-spread", help="Segments: sd of the segments' control log-odds around the base rate [0.2]."
+        ),
+    ] = None,
     threshold: Annotated[
         list[str] | None,
         typer.Option(
@@ -64,9 +95,24 @@ def simulate(
         typer.Option("--loss-bound", help="Also apply the rule with expected loss of the claim below this bound."),
     ] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Classical rules: claim when adjusted p < alpha.")] = 0.05,
-    prior: Annotated[str, typer.Option("--prior", help="Hyperprior of the Bayesian fits: bda or lognormal.")] = "bda",
-    draws: Annotated[int, typer.Option("--draws", help="Posterior draws per experiment (exact engine).")] = 4000,
-    workers: Annotated[int | None, typer.Option("--workers", help="Worker processes [default: all cores].")] = None,
+    prior: Annotated[
+        str | None,
+        typer.Option(
+            "--prior",
+            help="Prior of the Bayesian fits: bda or lognormal [bda]; with --segments article, flat or "
+            "conservative [article].",
+        ),
+    ] = None,
+    draws: Annotated[
+        int | None,
+        typer.Option(
+            "--draws", help="Posterior draws per experiment [4000, exact engine; --segments: 2000, 4 MCMC chains]."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Worker processes [default: all cores]; not with --segments (one process)."),
+    ] = None,
     as_json: JsonOpt = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Directory for calibration.csv, calibration.json, calibration.png.")
@@ -79,29 +125,74 @@ def simulate(
     Holm, Benjamini-Hochberg or no correction to every pair. Reports family-wise error, false
     discovery rate, power and wrong-sign rate with 95% Monte Carlo intervals.
 
+    With --segments: each experiment has that many segments × (control, treatment); segment control
+    log-odds ~ Normal(logit(base rate), --base-rate-spread), treatment effects ~ Normal(--effect,
+    --effect-spread) on the log-odds scale (both 0: A/A). The Bayesian rule fits the segments model
+    (MCMC, one compiled model for the whole study); the classical rules test treatment against
+    control in every segment, adjusted across segments.
+
     Example: abpool simulate --arms 2,4,8,16 --trials 100 --base-rate 0.5 --experiments 1000 --seed 1
+
+    Example: abpool simulate --segments 8 --trials 1000 --base-rate 0.1 --effect-spread 0.2 --experiments 200 --seed 1
     """
-    from abpool.simulate import RuleSettings, VariantsDesign, available_workers, run_studies
+    from abpool.simulate import RuleSettings, SegmentsDesign, VariantsDesign, available_workers, run_studies
     from abpool.simulate_output import study_payload, write_outputs
 
     try:
-        arm_counts = _split(arms, ["4"], "arms", int)
         thresholds = _split(threshold, ["0.95"], "threshold", float)
         seed = secrets.randbits(31) if seed is None else seed
         if seed < 0:
             raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
         if experiments < 1:
             raise InvalidArgumentError(f"experiments must be an integer of at least 1, got {experiments!r}")
-        designs = [
-            VariantsDesign(
-                arms=count, trials=trials, base_rate=base_rate, effect=effect or 0.0, effect_arms=effect_arms
-            )
-            for count in dict.fromkeys(arm_counts)
-        ]
+        designs: list[VariantsDesign] | list[SegmentsDesign]
+        if segments is not None:
+            given = {"--arms": arms, "--effect-arms": effect_arms, "--workers": workers}
+            for name, value in given.items():
+                if value is not None:
+                    raise InvalidArgumentError(
+                        f"{name} does not apply to a segments study (--segments); leave it out"
+                        + (
+                            ": segments fits run in one process, the sampler uses every core"
+                            if name == "--workers"
+                            else ""
+                        )
+                    )
+            designs = [
+                SegmentsDesign(
+                    segments=count,
+                    trials=trials,
+                    base_rate=base_rate,
+                    effect=effect or 0.0,
+                    effect_spread=effect_spread or 0.0,
+                    **({} if base_rate_spread is None else {"base_rate_spread": base_rate_spread}),
+                )
+                for count in dict.fromkeys(_split(segments, [], "segments", int))
+            ]
+            n_workers = 1
+        else:
+            for name, value in {"--effect-spread": effect_spread, "--base-rate-spread": base_rate_spread}.items():
+                if value is not None:
+                    raise InvalidArgumentError(f"{name} applies only to a segments study; add --segments S")
+            designs = [
+                VariantsDesign(
+                    arms=count,
+                    trials=trials,
+                    base_rate=base_rate,
+                    effect=effect or 0.0,
+                    effect_arms=1 if effect_arms is None else effect_arms,
+                )
+                for count in dict.fromkeys(_split(arms, ["4"], "arms", int))
+            ]
+            n_workers = available_workers() if workers is None else workers
         settings = RuleSettings(
-            thresholds=tuple(thresholds), loss_bound=loss_bound, alpha=alpha, prior=prior, draws=draws
+            thresholds=tuple(thresholds),
+            loss_bound=loss_bound,
+            alpha=alpha,
+            prior=prior,
+            draws=draws,
+            model=designs[0].kind,
         )
-        n_workers = available_workers() if workers is None else workers
         if n_workers < 1:
             raise InvalidArgumentError(f"workers must be an integer of at least 1, got {n_workers!r}")
         if out is not None:
@@ -155,22 +246,27 @@ def simulate(
 
 def _render(payload: dict) -> None:
     settings = payload["settings"]
-    effect = settings.get("effect")
-    truth = "A/A (all rates equal)" if not effect else f"last {settings['effect_arms']} arm(s) {effect:+g}"
+    size = "segments" if settings.get("model") == "segments" else "arms"
+    cell = "cell" if size == "segments" else "arm"
+    truth = truth_text(settings)
+    if truth == "A/A":
+        truth = "A/A (all rates equal)" if size == "arms" else "A/A (treatment = control in every segment)"
+    elif size == "arms":
+        truth = f"last {settings['effect_arms']} arm(s) {settings['effect']:+g}"
     table = Table(
         title=(
-            f"Calibration: {settings['experiments']:,} experiments per study, {settings.get('trials')} trials per arm, "
-            f"base rate {settings.get('base_rate')}, truth: {truth}"
+            f"Calibration: {settings['experiments']:,} experiments per study, {settings.get('trials')} trials per "
+            f"{cell}, base rate {settings.get('base_rate')}, truth: {truth}"
         ),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("arms", "rule", "family-wise error", "false discovery rate", "power", "wrong sign", "claims/exp"):
+    for column in (size, "rule", "family-wise error", "false discovery rate", "power", "wrong sign", "claims/exp"):
         table.add_column(column, justify="left" if column == "rule" else "right", no_wrap=True)
     for row in payload["rules"]:
         table.add_row(
-            str(row["arms"]),
+            str(row[size]),
             row["rule"],
             _interval(row["family_wise_error"], row["family_wise_error_ci"]),
             _interval(row["false_discovery_rate"], row["false_discovery_rate_ci"]),
@@ -185,10 +281,16 @@ def _render(payload: dict) -> None:
         + (f" (also with expected loss < {settings['loss_bound']:g})" if settings["loss_bound"] is not None else "")
         + f"; classical two-sided tests, adjusted p < {settings['alpha']:g}; prior {settings['prior']}"
     )
+    if size == "segments":
+        stdout.print(
+            f"fits: {settings['engine']}, {settings['chains']} chains, {settings['draws']} draws in all, "
+            f"{settings.get('parameterisation', 'one fixed')} parameterisation for every experiment of a study"
+        )
     problems = [s for s in payload["studies"] if s["refused_fits"] or s["fits_with_warnings"]]
     for study in problems:
         stdout.print(
-            f"[bold red]note:[/bold red] {study['arms']} arms: {study['refused_fits']} fits refused "
-            f"(improper posterior: the Bayesian rules claimed nothing), {study['fits_with_warnings']} fits warned"
+            f"[bold red]note:[/bold red] {study[size]} {size}: {study['refused_fits']} fits refused "
+            f"(the Bayesian rules claimed nothing), {study['fits_with_warnings']} fits failed a convergence "
+            "check (their draws were still used)"
         )
     stdout.print(f"seed {settings['seed']}")

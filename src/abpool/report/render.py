@@ -35,8 +35,14 @@ def _variants_builder(result: Any, *, figures: bool = True) -> Report:
     return variants_report(result, figures=figures)
 
 
+def _segments_builder(result: Any, *, figures: bool = True) -> Report:
+    from abpool.report.segments import segments_report
+
+    return segments_report(result, figures=figures)
+
+
 # Keyed by class name so that registering a result type never imports its module here.
-BUILDERS: dict[str, Builder] = {"VariantsResult": _variants_builder}
+BUILDERS: dict[str, Builder] = {"VariantsResult": _variants_builder, "SegmentsResult": _segments_builder}
 
 
 def register_builder(type_name: str, builder: Builder) -> None:
