@@ -20,6 +20,7 @@ from abpool.errors import InvalidArgumentError
 from abpool.priors import LogNormalPrior
 from abpool.simulate import (
     RuleSettings,
+    SegmentsDesign,
     VariantsDesign,
     bayes_claims,
     classical_claims,
@@ -84,7 +85,8 @@ def test_scores_count_false_wrong_sign_and_correct_claims() -> None:
         ],
         dtype=np.int8,
     )
-    assert score_claims(claims, truth).tolist() == [[3, 1, 0, 2], [1, 1, 1, 0], [0, 0, 0, 0]]
+    # Last column: the comparisons that truly differ (two here), the same for every rule.
+    assert score_claims(claims, truth).tolist() == [[3, 1, 0, 2, 2], [1, 1, 1, 0, 2], [0, 0, 0, 0, 2]]
 
 
 def test_bayes_claims_use_threshold_and_loss() -> None:
@@ -274,3 +276,134 @@ def test_an_unwritable_out_is_refused_before_the_study_runs(tmp_path) -> None:
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("abpool: error: cannot write the study to")
     assert result.stdout == ""
+
+
+# ------------------------------------------------------------ segments form
+# The segments tests share one worker with tests/test_segments.py, so the sampler's compiled models are reused.
+segments_group = pytest.mark.xdist_group("segments")
+
+
+def test_segments_truth_is_drawn_per_experiment_from_the_declared_distributions(rng) -> None:
+    from scipy.special import logit
+
+    design = SegmentsDesign(segments=2_000, trials=10, base_rate=0.2, effect=0.3, effect_spread=0.5)
+    rates = design.draw_truth(rng)
+    a, b = logit(rates[0::2]), logit(rates[1::2]) - logit(rates[0::2])
+    # Means and sds within 5 standard errors of the declared ones (2,000 draws each).
+    assert abs(a.mean() - logit(0.2)) < 5 * 0.2 / np.sqrt(2_000) and abs(a.std() - 0.2) < 5 * 0.2 / np.sqrt(4_000)
+    assert abs(b.mean() - 0.3) < 5 * 0.5 / np.sqrt(2_000) and abs(b.std() - 0.5) < 5 * 0.5 / np.sqrt(4_000)
+    assert not np.array_equal(rates, design.draw_truth(rng))
+    aa = SegmentsDesign(segments=3, trials=10, base_rate=0.2).draw_truth(rng)
+    np.testing.assert_array_equal(aa[0::2], aa[1::2])
+    treatment, control = design.comparisons()
+    assert (treatment == control + 1).all() and control.tolist()[:3] == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"segments": 1}, "segments must be an integer of at least 2"),
+        ({"trials": 0}, "trials must be an integer of at least 1"),
+        ({"base_rate": 0.0}, "base rate must be strictly between 0 and 1"),
+        ({"effect": float("inf")}, "effect must be a finite number"),
+        ({"effect_spread": -0.1}, "effect spread must be zero or positive"),
+        ({"base_rate_spread": -1}, "base rate spread must be zero or positive"),
+        ({"parameterisation": "both"}, "parameterisation must be 'centred' or 'non-centred'"),
+    ],
+)
+def test_bad_segments_designs_are_named(kwargs, message) -> None:
+    with pytest.raises(InvalidArgumentError, match=message):
+        SegmentsDesign(**{"segments": 3, "trials": 10, "base_rate": 0.5, **kwargs})
+
+
+def test_segments_classical_claims_are_the_classical_segment_table(rng) -> None:
+    design = SegmentsDesign(segments=5, trials=300, base_rate=0.1, effect=0.5, effect_spread=0.5)
+    frame = make_experiments(design, experiments=1, seed=int(rng.integers(2**31)))
+    from abpool.data import load_cells
+
+    table = classical_comparisons(load_cells(frame.drop(columns=["experiment", "true_rate"]), segment="segment"),
+                                  control="control")
+    successes, trials = frame["successes"].to_numpy(), frame["trials"].to_numpy()
+    claims = classical_claims(successes, trials, *design.comparisons(), 0.05)
+    sign = np.sign(table["difference"].to_numpy())
+    for rule, column in {"uncorrected": "p_value", "bonferroni": "p_bonferroni", "holm": "p_holm",
+                         "bh": "p_bh"}.items():
+        np.testing.assert_array_equal(claims[rule], sign * (table[column].to_numpy() < 0.05))
+
+
+def test_segments_parameterisation_follows_the_design() -> None:
+    assert SegmentsDesign(segments=4, trials=100, base_rate=0.5).study_parameterisation() == "non-centred"
+    # A million users per cell pin every segment down: the rule centres them.
+    assert SegmentsDesign(segments=4, trials=10**6, base_rate=0.5, effect_spread=0.5).study_parameterisation() == (
+        "centred"
+    )
+    forced = SegmentsDesign(segments=4, trials=100, base_rate=0.5, parameterisation="centred")
+    assert forced.study_parameterisation() == "centred" and forced.describe()["parameterisation"] == "centred"
+
+
+@segments_group
+def test_segments_study_finds_an_unmissable_effect_and_reports_progress(seed) -> None:
+    # Two segments of 100 users per cell with the article's prior: the same compiled model as the article's data.
+    design = SegmentsDesign(segments=2, trials=100, base_rate=0.3, effect=4.0, parameterisation="non-centred")
+    ticks: list[int] = []
+    study = run_study(design, RuleSettings(model="segments", draws=400, loss_bound=0.05), experiments=2, seed=seed,
+                      progress=ticks.append)
+    assert ticks == [1, 1]  # one tick per experiment, not per chunk
+    described = study.describe()
+    assert described["true_differences"] == 2 and described["refused_fits"] == 0
+    assert 0 <= described["fits_with_warnings"] <= 2
+    for rule in study.metrics():
+        assert rule["power"] == 1.0 and rule["family_wise_error"] == 0.0 and rule["wrong_sign_rate"] == 0.0, rule
+
+
+@segments_group
+def test_segments_cli_json_contract_and_same_seed_same_study(tmp_path) -> None:
+    args = ["simulate", "--segments", "2", "--trials", "100", "--experiments", "2", "--seed", "4", "--draws", "400"]
+    as_json = CliRunner().invoke(app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert as_json.stderr == ""  # no progress bar with --json
+    payload = json.loads(as_json.stdout)
+    settings = payload["settings"]
+    assert settings["segments"] == [2] and settings["model"] == "segments" and settings["effect"] is None
+    assert settings["engine"].startswith("mcmc") and settings["chains"] == 4 and settings["draws"] == 400
+    assert settings["parameterisation"] == "non-centred" and settings["prior"].startswith("article")
+    study = payload["studies"][0]
+    assert study["comparisons"] == 2 and study["true_differences"] == 0 and study["experiments"] == 2
+    assert {"refused_fits", "fits_with_warnings"} <= set(study)
+    assert [r["rule"] for r in payload["rules"]] == ["bayes_p95", "bonferroni", "holm", "bh", "uncorrected"]
+    for rule in payload["rules"]:
+        low, high = rule["family_wise_error_ci"]
+        assert 0.0 <= low <= rule["family_wise_error"] <= high <= 1.0
+        assert rule["power"] is None and rule["power_ci"] is None and rule["segments"] == 2
+    # The same seed again, with the table and the files: the same study.
+    out = tmp_path / "study"
+    table = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert table.exit_code == 0, table.output
+    for text in ("segments", "bayes_p95", "A/A (treatment = control in every segment)", "non-centred", "seed 4"):
+        assert text in table.stdout
+    assert json.loads((out / "calibration.json").read_text())["rules"] == payload["rules"]
+    assert pd.read_csv(out / "calibration.csv")["segments"].tolist() == [2] * 5
+    assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--segments", "1"], "segments must be an integer of at least 2"),
+        (["--segments", "4,x"], "segments must be an integer, got 'x'"),
+        (["--segments", "4", "--arms", "3"], "--arms does not apply to a segments study"),
+        (["--segments", "4", "--workers", "2"], "--workers does not apply to a segments study"),
+        (["--segments", "4", "--effect-arms", "2"], "--effect-arms does not apply to a segments study"),
+        (["--segments", "4", "--effect-spread", "-0.5"], "effect spread must be zero or positive"),
+        (["--segments", "4", "--base-rate-spread", "nan"], "base rate spread must be a finite number"),
+        (["--segments", "4", "--prior", "bda"], "unknown prior 'bda' for the segments model"),
+        (["--segments", "4", "--draws", "50"], "draws must be an integer of at least 100"),
+        (["--effect-spread", "0.2"], "--effect-spread applies only to a segments study"),
+    ],
+)
+def test_bad_segments_options_exit_2_with_one_line(args, message) -> None:
+    result = CliRunner().invoke(app, ["simulate", "--experiments", "5", *args])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("abpool: error: ")
+    assert message in lines[0]

@@ -18,7 +18,7 @@ from abpool._version import __version__
 from abpool.data import Cells
 from abpool.errors import InvalidArgumentError
 from abpool.inference import Diagnostics
-from abpool.io import atomic_write, to_jsonable, write_json
+from abpool.io import to_jsonable
 from abpool.priors import VariantsPrior
 
 # Above this many variants the full P(i > j) matrix is left out of summaries
@@ -405,12 +405,6 @@ class VariantsResult:
         re-renders the report from it. Pass ``report=False`` to skip the HTML.
         Returns the directory.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / "posterior.nc", lambda p: self.idata.to_netcdf(str(p), engine="h5netcdf"))
-        write_json(directory / "summary.json", self.to_dict())
-        if report:
-            from abpool.report import write_report
+        from abpool.store import save_result
 
-            write_report(directory / "report.html", self)
-        return directory
+        return save_result(self, directory, report=report)

@@ -19,7 +19,7 @@ from abpool._version import __version__
 from abpool.data import Cells
 from abpool.errors import InvalidArgumentError
 from abpool.inference import Diagnostics
-from abpool.io import atomic_write, to_jsonable, write_json
+from abpool.io import to_jsonable
 from abpool.models.segments import Parameterisation, SegmentLayout, logit_estimates
 from abpool.priors import SegmentsPrior
 
@@ -299,15 +299,9 @@ class SegmentsResult:
         :func:`abpool.load` reads the directory back; ``abpool report DIR``
         re-renders the report from it. Returns the directory.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        atomic_write(directory / "posterior.nc", lambda p: self.idata.to_netcdf(str(p), engine="h5netcdf"))
-        write_json(directory / "summary.json", self.to_dict())
-        if report:
-            from abpool.report import write_report
+        from abpool.store import save_result
 
-            write_report(directory / "report.html", self)
-        return directory
+        return save_result(self, directory, report=report)
 
     # ---------------------------------------------------------------- figures
     def plot_forest(self) -> Any:

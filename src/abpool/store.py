@@ -32,6 +32,25 @@ VARIANTS_MODEL = "variants: hierarchical beta-binomial"
 Loader = Callable[[dict[str, Any], Any, Path], Any]
 
 
+def save_result(result: Any, directory: str | Path, *, report: bool = True) -> Path:
+    """Write a result's ``posterior.nc`` (draws), ``summary.json`` and ``report.html``, each atomically.
+
+    Any result with ``idata`` and ``to_dict()`` can be saved; :func:`load`
+    reads the directory back. Returns the directory.
+    """
+    from abpool.io import atomic_write, write_json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write(directory / "posterior.nc", lambda p: result.idata.to_netcdf(str(p), engine="h5netcdf"))
+    write_json(directory / "summary.json", result.to_dict())
+    if report:
+        from abpool.report import write_report
+
+        write_report(directory / "report.html", result)
+    return directory
+
+
 def _read_summary(directory: Path) -> dict[str, Any]:
     path = directory / "summary.json"
     try:
@@ -73,6 +92,18 @@ def _field(payload: dict[str, Any], *keys: str) -> Any:
     return value
 
 
+def _check_fingerprints(cells: Any, data: dict[str, Any], idata: Any, directory: Path) -> None:
+    """Refuse a directory whose draws, summary and cells do not come from the same data."""
+    saved = data.get("fingerprint")
+    # Provenance lives on the InferenceData itself (to_inference_data's attrs), not on its groups.
+    drawn = getattr(idata, "attrs", {}).get("data_fingerprint")
+    if cells.fingerprint != saved or drawn != saved:
+        raise InvalidDataError(
+            f"posterior.nc and summary.json in '{directory}' come from different data (fingerprints differ); "
+            "save the result again"
+        )
+
+
 def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
     from abpool.data import Cells
     from abpool.inference import Diagnostics
@@ -110,14 +141,7 @@ def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
         raise InvalidDataError(
             f"posterior.nc and summary.json in '{directory}' describe different variants; save the result again"
         )
-    saved_fingerprint = data.get("fingerprint")
-    # Provenance lives on the InferenceData itself (to_inference_data's attrs), not on its groups.
-    draws_fingerprint = getattr(idata, "attrs", {}).get("data_fingerprint")
-    if cells.fingerprint != saved_fingerprint or draws_fingerprint != saved_fingerprint:
-        raise InvalidDataError(
-            f"posterior.nc and summary.json in '{directory}' come from different data (fingerprints differ); "
-            "save the result again"
-        )
+    _check_fingerprints(cells, data, idata, directory)
     return VariantsResult(
         cells=cells,
         prior=prior,
@@ -179,13 +203,7 @@ def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
         diagnostics = Diagnostics(**_field(payload, "diagnostics"))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidDataError(f"the result in '{directory}' is incomplete ({exc!r}); save it again") from None
-    saved_fingerprint = data.get("fingerprint")
-    draws_fingerprint = getattr(idata, "attrs", {}).get("data_fingerprint")
-    if cells.fingerprint != saved_fingerprint or draws_fingerprint != saved_fingerprint:
-        raise InvalidDataError(
-            f"posterior.nc and summary.json in '{directory}' come from different data (fingerprints differ); "
-            "save the result again"
-        )
+    _check_fingerprints(cells, data, idata, directory)
     return SegmentsResult(
         cells=cells,
         layout=layout,

@@ -30,6 +30,8 @@ from abpool.cli._app import (
     stdout,
 )
 from abpool.errors import AbpoolError
+from abpool.report.format import pct
+from abpool.report.segments import chance
 from abpool.segments_result import SegmentsResult
 
 SegmentOpt = Annotated[
@@ -52,36 +54,8 @@ SegClassicalOpt = Annotated[
 ]
 
 
-def _pct(value: float) -> str:
-    if value != value:
-        return "—"
-    if value > 0.999:
-        return ">99.9%"
-    if value < 0.001:
-        return "<0.1%"
-    return f"{value:.1%}"
-
-
 def _rate(mean: float, low: float, high: float) -> str:
     return f"{mean:.3f} ({low:.3f} – {high:.3f})"
-
-
-def chance_phrase(probability: float) -> str:
-    """``"an 88.8% chance"``, ``"a 99.4% chance"``, ``"a more than 99.9% chance"``.
-
-    Examples
-    --------
-    >>> chance_phrase(0.888), chance_phrase(0.994), chance_phrase(0.9999), chance_phrase(0.11)
-    ('an 88.8% chance', 'a 99.4% chance', 'a more than 99.9% chance', 'an 11.0% chance')
-    """
-    if probability > 0.999:
-        return "a more than 99.9% chance"
-    if probability < 0.001:
-        return "a less than 0.1% chance"
-    text = f"{probability:.1%}"
-    # Spoken "eight…", "eleven", "eighteen" take "an".
-    article = "an" if text.startswith(("8", "11.", "18.")) else "a"
-    return f"{article} {text} chance"
 
 
 def decision_sentences(result: SegmentsResult) -> list[str]:
@@ -91,7 +65,7 @@ def decision_sentences(result: SegmentsResult) -> list[str]:
     sentences = []
     for row in summary.itertuples(index=False):
         arm = f"treatment {row.arm}" if several else "the treatment"
-        sentences.append(f"There is {chance_phrase(row.prob_better)} {arm} improved conversion in {row.segment}.")
+        sentences.append(f"There is {chance(row.prob_better)} {arm} improved conversion in {row.segment}.")
     return sentences
 
 
@@ -123,7 +97,7 @@ def render_segments(result: SegmentsResult, console: Console) -> None:
             _rate(row.control_rate, row.control_rate_ci_low, row.control_rate_ci_high),
             _rate(row.treatment_rate, row.treatment_rate_ci_low, row.treatment_rate_ci_high),
             f"{row.lift:+.3f} ({row.lift_ci_low:+.3f} – {row.lift_ci_high:+.3f})",
-            _pct(row.prob_better),
+            pct(row.prob_better),
             f"{row.expected_loss:.4f}",
             f"{row.pooling:.2f}",
         )
@@ -137,9 +111,9 @@ def render_segments(result: SegmentsResult, console: Console) -> None:
         new = population["new_segment"][arm]
         console.print(
             f"population, arm {arm}: mu_b {mu['mean']:+.3f} log-odds ({mu['ci_low']:+.3f} – {mu['ci_high']:+.3f}), "
-            f"P(mu_b > 0) {_pct(population['prob_mu_b_positive'][arm])}; sigma_b median {sigma['median']:.3f}; "
+            f"P(mu_b > 0) {pct(population['prob_mu_b_positive'][arm])}; sigma_b median {sigma['median']:.3f}; "
             f"a new segment's lift {new['lift']['mean']:+.3f} ({new['lift']['ci_low']:+.3f} – "
-            f"{new['lift']['ci_high']:+.3f}), P(better) {_pct(new['prob_better'])}"
+            f"{new['lift']['ci_high']:+.3f}), P(better) {pct(new['prob_better'])}"
         )
     console.print(f"prior: {result.prior}" + ("; correlated intercepts and slopes (LKJ)" if result.correlated else ""))
     forms = summary["parameterisation"].value_counts().to_dict()
@@ -175,7 +149,7 @@ def render_segments_classical(result: SegmentsResult, console: Console) -> None:
         out.add_row(
             str(row.segment), str(row.arm_i), f"{row.rate_i:.3f}", f"{row.rate_j:.3f}", f"{row.difference:+.3f}",
             row.test, p_text(row.p_value), p_text(row.p_bonferroni), p_text(row.p_holm), p_text(row.p_bh),
-            _pct(row.prob_greater),
+            pct(row.prob_greater),
         )
     console.print(out)
 

@@ -106,7 +106,7 @@ def simulate(
     draws: Annotated[
         int | None,
         typer.Option(
-            "--draws", help="Posterior draws per experiment [4000, exact engine; --segments: 2000, 4 MCMC chains]."
+            "--draws", help="Posterior draws per experiment [4000: exact engine, or 4 MCMC chains with --segments]."
         ),
     ] = None,
     workers: Annotated[

@@ -34,6 +34,7 @@ from abpool.cli._app import (
 )
 from abpool.cli._classical import ClassicalOpt, render_classical
 from abpool.errors import AbpoolError
+from abpool.report.format import pct
 from abpool.results import VariantsResult
 
 MAX_MATRIX_IN_TABLE = 12
@@ -41,16 +42,6 @@ MAX_MATRIX_IN_TABLE = 12
 
 def _fmt(value: float, digits: int = 3) -> str:
     return "—" if value != value else f"{value:.{digits}f}"
-
-
-def _pct(value: float) -> str:
-    if value != value:
-        return "—"
-    if value > 0.999:
-        return ">99.9%"
-    if value < 0.001:
-        return "<0.1%"
-    return f"{value:.1%}"
 
 
 def render_variants(result: VariantsResult, console: Console, title: str | None = None) -> None:
@@ -84,13 +75,13 @@ def render_variants(result: VariantsResult, console: Console, title: str | None 
             _fmt(row.mean),
             f"{_fmt(row.ci_low)} – {_fmt(row.ci_high)}",
             _fmt(row.shrinkage, 2),
-            _pct(row.prob_best),
+            pct(row.prob_best),
             "—" if row.lift != row.lift else f"{row.lift:+.3f}",
             "—" if row.lift != row.lift else f"{row.lift_ci_low:+.3f} – {row.lift_ci_high:+.3f}",
-            _pct(row.prob_beats_control),
+            pct(row.prob_beats_control),
         ]
         if result.rope is not None:
-            cells.append(_pct(row.prob_in_rope))
+            cells.append(pct(row.prob_in_rope))
         table.add_row(*cells)
     console.print(table)
     names = result.names
@@ -101,7 +92,7 @@ def render_variants(result: VariantsResult, console: Console, title: str | None 
         for name in names:
             pairs.add_column(name, justify="right")
         for name in names:
-            pairs.add_row(name, *["" if other == name else _pct(matrix.loc[name, other]) for other in names])
+            pairs.add_row(name, *["" if other == name else pct(matrix.loc[name, other]) for other in names])
         console.print(pairs)
     hyper = result.hyperparameters()
     pm, conc = hyper["population_mean"], hyper["concentration"]

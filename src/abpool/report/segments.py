@@ -12,7 +12,7 @@ from abpool import plots
 from abpool.report import format as fmt
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
-from abpool.report.variants import _classical_table
+from abpool.report.variants import _classical_table, mcmc_blocks
 
 if TYPE_CHECKING:
     from abpool.segments_result import SegmentsResult
@@ -242,43 +242,7 @@ def diagnostic_blocks(result: SegmentsResult, *, figures: bool = True) -> tuple[
                 (*diag.warnings, "Refit with more draws and tuning (--draws, --tune) and check again."),
             )
         )
-    blocks.append(
-        Facts(
-            "Sampler",
-            (
-                ("engine", f"{result.sampler} NUTS"),
-                ("chains × draws", f"{diag.chains} × {diag.draws:,}"),
-                ("divergent transitions", f"{diag.divergences}"),
-                ("largest R-hat", fmt.number(diag.max_rhat, 4) + " (want ≤ 1.01)"),
-                (
-                    "smallest ESS (bulk / tail)",
-                    f"{diag.min_ess_bulk:,.0f} / {diag.min_ess_tail:,.0f} (want ≥ {100 * diag.chains})",
-                ),
-                ("target_accept, attempts", f"{diag.target_accept}, {diag.attempts}"),
-            ),
-        )
-    )
-    table = plots.convergence_table(result)
-    blocks.append(
-        Table(
-            "Convergence by quantity",
-            ("quantity", "R-hat", "ESS bulk", "ESS tail", "MCSE of mean"),
-            tuple(
-                (str(name), f"{row.r_hat:.3f}", f"{row.ess_bulk:,.0f}", f"{row.ess_tail:,.0f}", f"{row.mcse_mean:.4f}")
-                for name, row in table.iterrows()
-            ),
-            (False, True, True, True, True),
-        )
-    )
-    if figures:
-        blocks.append(
-            embed(
-                plots.plot_convergence(result, max_rates=4),
-                "Chains",
-                "per-chain densities and rank plots",
-                "Well-mixed chains overlap on the left and have flat rank histograms on the right.",
-            )
-        )
+    blocks.extend(mcmc_blocks(result, f"{result.sampler} NUTS", figures=figures, max_rates=4))
     return tuple(blocks)
 
 

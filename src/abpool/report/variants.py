@@ -314,11 +314,19 @@ def diagnostic_blocks(result: VariantsResult, *, figures: bool = True) -> tuple[
             )
         )
         return tuple(blocks)
-    blocks.append(
+    blocks.extend(mcmc_blocks(result, "PyMC NUTS", figures=figures))
+    return tuple(blocks)
+
+
+def mcmc_blocks(result: Any, engine: str, *, figures: bool = True, max_rates: int = 6) -> tuple[Block, ...]:
+    """Sampler facts, the per-quantity convergence table and (with ``figures``) rank plots of an MCMC fit."""
+    diag = result.diagnostics
+    table = plots.convergence_table(result)
+    blocks: list[Block] = [
         Facts(
             "Sampler",
             (
-                ("engine", "PyMC NUTS"),
+                ("engine", engine),
                 ("chains × draws", f"{diag.chains} × {diag.draws:,}"),
                 ("divergent transitions", f"{diag.divergences}"),
                 ("largest R-hat", fmt.number(diag.max_rhat, 4) + " (want ≤ 1.01)"),
@@ -328,10 +336,7 @@ def diagnostic_blocks(result: VariantsResult, *, figures: bool = True) -> tuple[
                 ),
                 ("target_accept, attempts", f"{diag.target_accept}, {diag.attempts}"),
             ),
-        )
-    )
-    table = plots.convergence_table(result)
-    blocks.append(
+        ),
         Table(
             "Convergence by quantity",
             ("quantity", "R-hat", "ESS bulk", "ESS tail", "MCSE of mean"),
@@ -340,18 +345,17 @@ def diagnostic_blocks(result: VariantsResult, *, figures: bool = True) -> tuple[
                 for name, row in table.iterrows()
             ),
             (False, True, True, True, True),
+        ),
+    ]
+    if figures:
+        blocks.append(
+            embed(
+                plots.plot_convergence(result, max_rates=max_rates),
+                "Chains",
+                "per-chain densities and rank plots",
+                "Well-mixed chains overlap on the left and have flat rank histograms on the right.",
+            )
         )
-    )
-    if not figures:
-        return tuple(blocks)
-    blocks.append(
-        embed(
-            plots.plot_convergence(result),
-            "Chains",
-            "per-chain densities and rank plots",
-            "Well-mixed chains overlap on the left and have flat rank histograms on the right.",
-        )
-    )
     return tuple(blocks)
 
 
