@@ -64,8 +64,7 @@ def test_parameterisation_follows_how_informative_the_data_are(n, centred) -> No
 
 
 def test_large_cells_fit_without_divergences(seed) -> None:
-    res = abpool.analyze_segments(article_cells(1_000_000), segment="country", arm="treated", control="0",
-                                  seed=seed)
+    res = abpool.analyze_segments(article_cells(1_000_000), segment="country", arm="treated", control="0", seed=seed)
     assert res.diagnostics.divergences == 0
     assert (res.summary()["parameterisation"] == "centred").all()
     # With a million users per cell the rates are the observed ones.
@@ -100,8 +99,9 @@ def test_recovery_of_known_parameters(seed, rng) -> None:
 def test_correlated_agrees_with_independent_when_truth_is_uncorrelated(seed, rng) -> None:
     frame, _, _ = simulate_segments(rng, segments=12)
     independent = abpool.analyze_segments(frame, segment="segment", control="control", seed=seed, draws=1_000)
-    correlated = abpool.analyze_segments(frame, segment="segment", control="control", seed=seed, draws=1_000,
-                                         correlated=True)
+    correlated = abpool.analyze_segments(
+        frame, segment="segment", control="control", seed=seed, draws=1_000, correlated=True
+    )
     assert correlated.diagnostics.divergences == 0
     a, b = independent.summary(), correlated.summary()
     sd = (a["lift_ci_high"] - a["lift_ci_low"]) / (2 * 1.96)
@@ -116,8 +116,15 @@ def test_several_treatment_arms_and_segment_columns(seed, rng) -> None:
     for country in ("CA", "CN", "US"):
         for platform in ("ios", "web"):
             for arm, lift in (("ctl", 0.0), ("t1", 0.02), ("t2", -0.01)):
-                rows.append({"country": country, "platform": platform, "arm": arm, "trials": 500,
-                             "successes": rng.binomial(500, 0.2 + lift)})
+                rows.append(
+                    {
+                        "country": country,
+                        "platform": platform,
+                        "arm": arm,
+                        "trials": 500,
+                        "successes": rng.binomial(500, 0.2 + lift),
+                    }
+                )
     frame = pd.DataFrame(rows)
     res = abpool.analyze_segments(frame, segment=["country", "platform"], control="ctl", seed=seed)
     summary = res.summary()
@@ -128,8 +135,16 @@ def test_several_treatment_arms_and_segment_columns(seed, rng) -> None:
     payload = json.loads(res.to_json())
     for key in ("model", "prior", "seed", "segments", "population", "diagnostics"):
         assert key in payload
-    for key in ("segment", "arm", "control_rate", "treatment_rate", "lift", "lift_ci_low", "lift_ci_high",
-                "prob_better"):
+    for key in (
+        "segment",
+        "arm",
+        "control_rate",
+        "treatment_rate",
+        "lift",
+        "lift_ci_low",
+        "lift_ci_high",
+        "prob_better",
+    ):
         assert key in payload["segments"][0]
     assert set(payload["population"]["prob_mu_b_positive"]) == {"t1", "t2"}
 
@@ -177,15 +192,31 @@ def test_bad_arguments(kwargs, message) -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "abpool", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "abpool", *map(str, args)], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_cli_segments_json_and_analyze_dispatch(tmp_path) -> None:
     path = tmp_path / "units.csv"
     make_dataframe(100, [30, 50, 55, 60]).to_csv(path, index=False)
-    proc = run_cli("analyze", path, "--segment", "country", "--arm", "treated", "--outcome", "success",
-                   "--control", "0", "--json", "--seed", "2", "--out", tmp_path / "run")
+    proc = run_cli(
+        "analyze",
+        path,
+        "--segment",
+        "country",
+        "--arm",
+        "treated",
+        "--outcome",
+        "success",
+        "--control",
+        "0",
+        "--json",
+        "--seed",
+        "2",
+        "--out",
+        tmp_path / "run",
+    )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["model"].startswith("segments")
@@ -197,8 +228,24 @@ def test_cli_segments_json_and_analyze_dispatch(tmp_path) -> None:
 def test_cli_segments_unconverged_exits_1(tmp_path) -> None:
     path = tmp_path / "cells.csv"
     article_cells(100).to_csv(path, index=False)
-    args = ["segments", path, "--segment", "country", "--arm", "treated", "--control", "0", "--draws", "15",
-            "--tune", "15", "--chains", "2", "--seed", "1"]
+    args = [
+        "segments",
+        path,
+        "--segment",
+        "country",
+        "--arm",
+        "treated",
+        "--control",
+        "0",
+        "--draws",
+        "15",
+        "--tune",
+        "15",
+        "--chains",
+        "2",
+        "--seed",
+        "1",
+    ]
     proc = run_cli(*args)
     assert proc.returncode == 1
     assert "NOT CONVERGED" in proc.stdout and "did not converge" in proc.stderr

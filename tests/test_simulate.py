@@ -321,13 +321,18 @@ def test_segments_classical_claims_are_the_classical_segment_table(rng) -> None:
     frame = make_experiments(design, experiments=1, seed=int(rng.integers(2**31)))
     from abpool.data import load_cells
 
-    table = classical_comparisons(load_cells(frame.drop(columns=["experiment", "true_rate"]), segment="segment"),
-                                  control="control")
+    table = classical_comparisons(
+        load_cells(frame.drop(columns=["experiment", "true_rate"]), segment="segment"), control="control"
+    )
     successes, trials = frame["successes"].to_numpy(), frame["trials"].to_numpy()
     claims = classical_claims(successes, trials, *design.comparisons(), 0.05)
     sign = np.sign(table["difference"].to_numpy())
-    for rule, column in {"uncorrected": "p_value", "bonferroni": "p_bonferroni", "holm": "p_holm",
-                         "bh": "p_bh"}.items():
+    for rule, column in {
+        "uncorrected": "p_value",
+        "bonferroni": "p_bonferroni",
+        "holm": "p_holm",
+        "bh": "p_bh",
+    }.items():
         np.testing.assert_array_equal(claims[rule], sign * (table[column].to_numpy() < 0.05))
 
 
@@ -346,8 +351,13 @@ def test_segments_study_finds_an_unmissable_effect_and_reports_progress(seed) ->
     # Two segments of 100 users per cell with the article's prior: the same compiled model as the article's data.
     design = SegmentsDesign(segments=2, trials=100, base_rate=0.3, effect=4.0, parameterisation="non-centred")
     ticks: list[int] = []
-    study = run_study(design, RuleSettings(model="segments", draws=400, loss_bound=0.05), experiments=2, seed=seed,
-                      progress=ticks.append)
+    study = run_study(
+        design,
+        RuleSettings(model="segments", draws=400, loss_bound=0.05),
+        experiments=2,
+        seed=seed,
+        progress=ticks.append,
+    )
     assert ticks == [1, 1]  # one tick per experiment, not per chunk
     described = study.describe()
     assert described["true_differences"] == 2 and described["refused_fits"] == 0

@@ -81,7 +81,11 @@ def run_demo(*, seed: int = DEFAULT_SEED, out: str | Path | None = None, with_se
     segments = (
         analyze_segments(
             datasets.make_dataframe(100, list(datasets.ARTICLE_SUCCESSES)),
-            segment="country", arm="treated", outcome="success", control="0", seed=seed,
+            segment="country",
+            arm="treated",
+            outcome="success",
+            control="0",
+            seed=seed,
         )
         if with_segments
         else None

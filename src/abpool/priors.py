@@ -187,7 +187,10 @@ class SegmentsPrior:
         return {
             "name": self.name,
             "parameters": {
-                "nu": self.nu, "location_scale": self.location_scale, "scale": self.scale, "lkj_eta": self.lkj_eta
+                "nu": self.nu,
+                "location_scale": self.location_scale,
+                "scale": self.scale,
+                "lkj_eta": self.lkj_eta,
             },
             "mu": f"StudentT({self.nu:g}, 0, {self.location_scale:g})",
             "sigma": f"HalfNormal({self.scale:g})",

@@ -138,8 +138,19 @@ def render_segments_classical(result: SegmentsResult, console: Console) -> None:
         header_style="bold",
         box=box.SIMPLE_HEAD,
     )
-    for column in ("segment", "arm", "rate", "control rate", "diff", "test", "p", "Bonferroni", "Holm", "BH",
-                   "P(better)"):
+    for column in (
+        "segment",
+        "arm",
+        "rate",
+        "control rate",
+        "diff",
+        "test",
+        "p",
+        "Bonferroni",
+        "Holm",
+        "BH",
+        "P(better)",
+    ):
         out.add_column(column, justify="left" if column in ("segment", "arm", "test") else "right", no_wrap=True)
 
     def p_text(value: float) -> str:
@@ -147,8 +158,16 @@ def render_segments_classical(result: SegmentsResult, console: Console) -> None:
 
     for row in table.itertuples(index=False):
         out.add_row(
-            str(row.segment), str(row.arm_i), f"{row.rate_i:.3f}", f"{row.rate_j:.3f}", f"{row.difference:+.3f}",
-            row.test, p_text(row.p_value), p_text(row.p_bonferroni), p_text(row.p_holm), p_text(row.p_bh),
+            str(row.segment),
+            str(row.arm_i),
+            f"{row.rate_i:.3f}",
+            f"{row.rate_j:.3f}",
+            f"{row.difference:+.3f}",
+            row.test,
+            p_text(row.p_value),
+            p_text(row.p_bonferroni),
+            p_text(row.p_holm),
+            p_text(row.p_bh),
             pct(row.prob_greater),
         )
     console.print(out)
@@ -187,9 +206,22 @@ def run_segments(
     try:
         with spinner:
             result = analyze_segments(
-                data, segment=segment, arm=arm, outcome=outcome, trials=trials, successes=successes,
-                control=control, prior=prior, prior_scale=prior_scale, correlated=correlated, sampler=sampler,
-                draws=draws, tune=tune, chains=chains, ci=ci, seed=seed,
+                data,
+                segment=segment,
+                arm=arm,
+                outcome=outcome,
+                trials=trials,
+                successes=successes,
+                control=control,
+                prior=prior,
+                prior_scale=prior_scale,
+                correlated=correlated,
+                sampler=sampler,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                ci=ci,
+                seed=seed,
             )
         if out is not None:
             result.save(out)
@@ -240,8 +272,24 @@ def segments(
     Example: abpool segments users.csv --segment country --arm treated --outcome success --control 0
     """
     run_segments(
-        data, segment=segment, arm=arm, outcome=outcome, trials=trials, successes=successes, control=control,
-        prior=prior, prior_scale=prior_scale, correlated=correlated, sampler=sampler, draws=draws, tune=tune,
-        chains=chains, ci=ci, seed=seed, as_json=as_json, out=out, allow_unconverged=allow_unconverged,
+        data,
+        segment=segment,
+        arm=arm,
+        outcome=outcome,
+        trials=trials,
+        successes=successes,
+        control=control,
+        prior=prior,
+        prior_scale=prior_scale,
+        correlated=correlated,
+        sampler=sampler,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        ci=ci,
+        seed=seed,
+        as_json=as_json,
+        out=out,
+        allow_unconverged=allow_unconverged,
         classical=classical,
     )

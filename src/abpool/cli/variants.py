@@ -251,10 +251,26 @@ def analyze(
         from abpool.cli.segments import run_segments
 
         run_segments(
-            data, segment=segment, arm=arm, outcome=outcome, trials=trials, successes=successes, control=control,
-            prior=prior or "article", prior_scale=None, correlated=False, sampler="nutpie", draws=draws or 1_000,
-            tune=1_000, chains=chains or 4, ci=ci, seed=seed, as_json=as_json, out=out,
-            allow_unconverged=allow_unconverged, classical=classical,
+            data,
+            segment=segment,
+            arm=arm,
+            outcome=outcome,
+            trials=trials,
+            successes=successes,
+            control=control,
+            prior=prior or "article",
+            prior_scale=None,
+            correlated=False,
+            sampler="nutpie",
+            draws=draws or 1_000,
+            tune=1_000,
+            chains=chains or 4,
+            ci=ci,
+            seed=seed,
+            as_json=as_json,
+            out=out,
+            allow_unconverged=allow_unconverged,
+            classical=classical,
         )
         return
     prior = prior or "bda"

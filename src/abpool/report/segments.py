@@ -123,8 +123,7 @@ def estimates_table(result: SegmentsResult) -> Table:
             *((str(row.arm),) if several else ()),
             f"{row.successes_control:,}/{row.trials_control:,}; {row.successes_treatment:,}/{row.trials_treatment:,}",
             f"{fmt.rate(row.control_rate)} ({fmt.interval(row.control_rate_ci_low, row.control_rate_ci_high)})",
-            f"{fmt.rate(row.treatment_rate)} "
-            f"({fmt.interval(row.treatment_rate_ci_low, row.treatment_rate_ci_high)})",
+            f"{fmt.rate(row.treatment_rate)} ({fmt.interval(row.treatment_rate_ci_low, row.treatment_rate_ci_high)})",
             f"{fmt.points(row.lift)} ({fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)})",
             fmt.pct(row.prob_better),
             f"{100 * row.expected_loss:.2f} pp",
@@ -162,13 +161,22 @@ def population_table(result: SegmentsResult) -> Table:
         mu, sigma = population["mu_b"][arm], population["sigma_b"][arm]
         new = population["new_segment"][arm]["lift"]
         rows += [
-            (f"mean effect of arm {arm} (log-odds), mu_b", fmt.number(mu["median"]),
-             fmt.interval(mu["ci_low"], mu["ci_high"], fmt.number)),
+            (
+                f"mean effect of arm {arm} (log-odds), mu_b",
+                fmt.number(mu["median"]),
+                fmt.interval(mu["ci_low"], mu["ci_high"], fmt.number),
+            ),
             (f"P(mu_b > 0) for arm {arm}", fmt.pct(population["prob_mu_b_positive"][arm]), ""),
-            (f"spread of arm {arm}'s effect across segments, sigma_b", fmt.number(sigma["median"]),
-             fmt.interval(sigma["ci_low"], sigma["ci_high"], fmt.number)),
-            (f"lift of arm {arm} in a new segment", fmt.points(new["median"]),
-             fmt.interval(new["ci_low"], new["ci_high"], fmt.signed)),
+            (
+                f"spread of arm {arm}'s effect across segments, sigma_b",
+                fmt.number(sigma["median"]),
+                fmt.interval(sigma["ci_low"], sigma["ci_high"], fmt.number),
+            ),
+            (
+                f"lift of arm {arm} in a new segment",
+                fmt.points(new["median"]),
+                fmt.interval(new["ci_low"], new["ci_high"], fmt.signed),
+            ),
         ]
     return Table(
         "Population",
@@ -216,10 +224,17 @@ def prior_blocks(result: SegmentsResult) -> tuple[Block, ...]:
             "",
             (
                 ("priors", str(result.prior)),
-                ("correlation", "LKJ(" + f"{result.prior.lkj_eta:g}" + ") on intercept–slope correlation"
-                 if result.correlated else "intercepts and slopes independent"),
-                ("parameterisation", f"intercepts: {intercepts} centred, {len(result.layout.segments) - intercepts} "
-                 f"non-centred; slopes: {', '.join(f'{v} {k}' for k, v in forms.items())} (chosen from the data)"),
+                (
+                    "correlation",
+                    "LKJ(" + f"{result.prior.lkj_eta:g}" + ") on intercept–slope correlation"
+                    if result.correlated
+                    else "intercepts and slopes independent",
+                ),
+                (
+                    "parameterisation",
+                    f"intercepts: {intercepts} centred, {len(result.layout.segments) - intercepts} "
+                    f"non-centred; slopes: {', '.join(f'{v} {k}' for k, v in forms.items())} (chosen from the data)",
+                ),
             ),
         ),
         Text(
@@ -267,8 +282,9 @@ def reproduce_command(result: SegmentsResult) -> str:
     return " ".join(parts)
 
 
-def segments_sections(result: SegmentsResult, *, prefix: str = "", heading: str = "",
-                      figures: bool = True) -> tuple[Section, ...]:
+def segments_sections(
+    result: SegmentsResult, *, prefix: str = "", heading: str = "", figures: bool = True
+) -> tuple[Section, ...]:
     """Every section of a segments report (``prefix``/``heading`` let several results share a report)."""
     head = f"{heading}: " if heading else ""
     sections = [
