@@ -249,6 +249,7 @@ def shrinkage_panel(
     *,
     max_trials: float | None = None,
     reference_label: str = "grand rate",
+    observed_label: str = "observed rate",
 ) -> None:
     """Draw one shrinkage panel on ``ax`` from a table (shared by variants and segments).
 
@@ -266,6 +267,8 @@ def shrinkage_panel(
         several panels can share one size scale.
     reference_label : str
         Legend name of the dashed line.
+    observed_label : str
+        Legend name of the hollow markers.
     """
     missing = [c for c in ("label", "trials", "observed_rate", "estimate", "ci_low", "ci_high") if c not in frame]
     if missing:
@@ -296,7 +299,7 @@ def shrinkage_panel(
             )
         )
     ax.scatter(
-        observed, y, s=sizes, facecolors="white", edgecolors="#D55E00", linewidths=1.6, zorder=4, label="observed rate"
+        observed, y, s=sizes, facecolors="white", edgecolors="#D55E00", linewidths=1.6, zorder=4, label=observed_label
     )
     ax.scatter(estimate, y, s=sizes, color="#0072B2", zorder=5, label="pooled estimate")
     ax.axvline(grand_rate, color="0.25", linestyle="--", linewidth=1.2, label=f"{reference_label} {grand_rate:.3f}")
@@ -655,7 +658,14 @@ def plot_segments_shrinkage(result: Any) -> Figure:
                 "ci_high": rows["lift_ci_high"].to_numpy(),
             }
         ).dropna(subset=["observed_rate"])
-        shrinkage_panel(ax, frame, float(treated - control), max_trials=biggest, reference_label="overall lift")
+        shrinkage_panel(
+            ax,
+            frame,
+            float(treated - control),
+            max_trials=biggest,
+            reference_label="overall lift",
+            observed_label="observed lift",
+        )
         ax.set_xlabel(f"lift of {arm} (treatment − control)")
     # Outside the axes: inside, the legend would hide the markers it explains.
     axes[0].legend(frameon=False, fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
