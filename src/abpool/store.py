@@ -92,6 +92,20 @@ def _field(payload: dict[str, Any], *keys: str) -> Any:
     return value
 
 
+def _cells(table: pd.DataFrame, data: dict[str, Any]) -> Any:
+    """Rebuild the analysed :class:`~abpool.data.Cells` from a saved table and its description."""
+    from abpool.data import Cells
+
+    return Cells(
+        table=table,
+        segment_columns=tuple(data["segment_columns"]),
+        arm_column=str(data["arm_column"]),
+        form=data["form"],
+        source=str(data["source"]),
+        input_rows=int(data["input_rows"]),
+    )
+
+
 def _check_fingerprints(cells: Any, data: dict[str, Any], idata: Any, directory: Path) -> None:
     """Refuse a directory whose draws, summary and cells do not come from the same data."""
     saved = data.get("fingerprint")
@@ -105,7 +119,6 @@ def _check_fingerprints(cells: Any, data: dict[str, Any], idata: Any, directory:
 
 
 def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
-    from abpool.data import Cells
     from abpool.inference import Diagnostics
     from abpool.priors import VARIANTS_PRIORS
     from abpool.results import VariantsResult
@@ -120,14 +133,7 @@ def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
                 "successes": np.array([v["successes"] for v in variants], dtype=np.int64),
             }
         )
-        cells = Cells(
-            table=table,
-            segment_columns=tuple(data["segment_columns"]),
-            arm_column=str(data["arm_column"]),
-            form=data["form"],
-            source=str(data["source"]),
-            input_rows=int(data["input_rows"]),
-        )
+        cells = _cells(table, data)
         prior_info = _field(payload, "prior")
         prior = VARIANTS_PRIORS[prior_info["name"]](**_field(payload, "prior", "parameters"))
         diagnostics = Diagnostics(**_field(payload, "diagnostics"))
@@ -164,7 +170,6 @@ SEGMENTS_MODEL = "segments: varying-intercept, varying-slope logistic regression
 
 
 def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
-    from abpool.data import Cells
     from abpool.inference import Diagnostics
     from abpool.models.segments import Parameterisation, choose_parameterisation, layout_from_cells
     from abpool.priors import SegmentsPrior
@@ -177,14 +182,7 @@ def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
             table[column] = table[column].astype(str)
         table["trials"] = table["trials"].astype(np.int64)
         table["successes"] = table["successes"].astype(np.int64)
-        cells = Cells(
-            table=table,
-            segment_columns=tuple(data["segment_columns"]),
-            arm_column=str(data["arm_column"]),
-            form=data["form"],
-            source=str(data["source"]),
-            input_rows=int(data["input_rows"]),
-        )
+        cells = _cells(table, data)
         prior_info = _field(payload, "prior")
         prior = SegmentsPrior(name=prior_info["name"], **_field(payload, "prior", "parameters"))
         layout = layout_from_cells(cells, str(_field(payload, "control")))
