@@ -119,6 +119,24 @@ def _devtools_port(profile: Path, proc: subprocess.Popen, timeout: float = 30.0)
     raise TimeoutError("chromium did not open its DevTools port")
 
 
+def _first_page(port: int, timeout: float = 30.0) -> dict[str, Any]:
+    # Chromium writes its port file before the endpoint accepts connections and before the
+    # first tab is listed; on a loaded machine that gap is long enough to matter.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+                pages = [t for t in json.load(response) if t.get("type") == "page"]
+            if pages:
+                return pages[0]
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError("chromium listed no page to drive")
+        time.sleep(0.1)
+
+
 def inspect_page(html_path: Path, screenshot: Path) -> PageReport:
     """Load ``html_path`` in headless Chromium, collect what happened, write a full-page PNG."""
     binary = find_chromium()
@@ -133,9 +151,7 @@ def inspect_page(html_path: Path, screenshot: Path) -> PageReport:
         )
         try:
             port = _devtools_port(Path(profile), proc)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-                targets = json.load(response)
-            page = next(t for t in targets if t.get("type") == "page")
+            page = _first_page(port)
             session = _Session(page["webSocketDebuggerUrl"])
             try:
                 return _drive(session, url, screenshot)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -56,6 +57,27 @@ def fail(exc: AbpoolError) -> NoReturn:
     message = str(exc).strip().replace("\n", " ")
     print(f"abpool: error: {message}", file=sys.stderr)
     raise typer.Exit(code=1 if isinstance(exc, ConvergenceError) else 2)
+
+
+def emit(result: Any, render: Callable[[], None], *, as_json: bool, out: Path | None, allow_unconverged: bool) -> None:
+    """Print a result (JSON, or tables via ``render``), name what ``--out`` saved, and refuse an unconverged fit.
+
+    An unconverged fit is still printed, with its diagnostics, then the command
+    exits 1 with a one-line reason unless ``--allow-unconverged`` was given.
+    """
+    if as_json:
+        print(result.to_json())
+    else:
+        render()
+        if out is not None:
+            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}")
+    if not result.diagnostics.converged and not allow_unconverged:
+        print(
+            "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "
+            "or pass --allow-unconverged to accept it",
+            file=sys.stderr,
+        )
+        raise typer.Exit(code=1)
 
 
 def quiet_samplers() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +23,7 @@ from abpool.cli._app import (
     SuccessesOpt,
     TrialsOpt,
     app,
+    emit,
     fail,
     quiet_samplers,
     stderr,
@@ -227,21 +227,13 @@ def run_segments(
             result.save(out)
     except AbpoolError as exc:
         fail(exc)
-    if as_json:
-        print(result.to_json())
-    else:
+
+    def render() -> None:
         render_segments(result, stdout)
         if classical:
             render_segments_classical(result, stdout)
-        if out is not None:
-            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}")
-    if not result.diagnostics.converged and not allow_unconverged:
-        print(
-            "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "
-            "or pass --allow-unconverged to accept it",
-            file=sys.stderr,
-        )
-        raise typer.Exit(code=1)
+
+    emit(result, render, as_json=as_json, out=out, allow_unconverged=allow_unconverged)
 
 
 @app.command()

@@ -27,6 +27,7 @@ from abpool.cli._app import (
     SuccessesOpt,
     TrialsOpt,
     app,
+    emit,
     fail,
     quiet_samplers,
     stderr,
@@ -157,16 +158,13 @@ def _variants(
             result.save(out)
     except AbpoolError as exc:
         fail(exc)
-    if as_json:
-        print(result.to_json())
-    else:
+
+    def render() -> None:
         render_variants(result, stdout)
         if classical:
             render_classical(result, stdout)
-        if out is not None:
-            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}")
-    if not result.diagnostics.converged and not allow_unconverged:
-        raise typer.Exit(code=1)
+
+    emit(result, render, as_json=as_json, out=out, allow_unconverged=allow_unconverged)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from abpool import plots
 from abpool.report import format as fmt
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
-from abpool.report.variants import _classical_table, mcmc_blocks
+from abpool.report.variants import _classical_table, data_facts, mcmc_blocks, names_list
 
 if TYPE_CHECKING:
     from abpool.segments_result import SegmentsResult
@@ -40,8 +40,7 @@ def chance(probability: float) -> str:
 
 
 def _segment_names(result: SegmentsResult) -> str:
-    names = list(result.layout.segments)
-    return ", ".join(names) if len(names) <= 8 else f"{', '.join(names[:6])}, … ({len(names)} in all)"
+    return names_list(list(result.layout.segments))
 
 
 def question_blocks(result: SegmentsResult) -> tuple[Block, ...]:
@@ -60,18 +59,7 @@ def question_blocks(result: SegmentsResult) -> tuple[Block, ...]:
         "distributions, so a segment with little data borrows strength from the others and the probabilities below "
         "need no correction for the number of segments."
     )
-    form = "one row per user" if cells.form == "units" else "aggregated counts"
-    facts = Facts(
-        "Data",
-        (
-            ("source", cells.source),
-            ("form", f"{form}, {cells.input_rows:,} rows read, {len(cells.table):,} cells"),
-            ("segment columns", ", ".join(cells.segment_columns)),
-            ("arm column", cells.arm_column),
-            ("fingerprint (SHA-256 of the cells)", cells.fingerprint),
-        ),
-    )
-    return (Text(question), Text(pooling), facts)
+    return (Text(question), Text(pooling), data_facts(cells))
 
 
 def decision_sentences(result: SegmentsResult) -> tuple[str, ...]:

@@ -28,7 +28,8 @@ MAX_SENTENCES = 8
 SECTION_PARTS = ("question", "decisions", "estimates", "figures", "prior", "classical", "diagnostics")
 
 
-def _names(names: list[str]) -> str:
+def names_list(names: list[str]) -> str:
+    """Up to eight names in full, else the first six and the count."""
     return ", ".join(names) if len(names) <= 8 else f"{', '.join(names[:6])}, … ({len(names)} in all)"
 
 
@@ -37,7 +38,7 @@ def question_blocks(result: VariantsResult) -> tuple[Block, ...]:
     cells = result.cells
     total_n, total_y = int(result.trials.sum()), int(result.successes.sum())
     question = (
-        f"Which of the {len(result.names)} variants ({_names(result.names)}) has the highest success rate, "
+        f"Which of the {len(result.names)} variants ({names_list(result.names)}) has the highest success rate, "
         f"and by how much does each differ from the control, {result.control}? "
         f"All {total_n:,} trials gave {total_y:,} successes: a grand rate of {fmt.rate(result.grand_rate)}."
     )
@@ -46,17 +47,20 @@ def question_blocks(result: VariantsResult) -> tuple[Block, ...]:
         "Beta(a, b) population, so each estimate is pulled toward the grand rate as much as its sample size "
         "deserves, and the probabilities below need no correction for the number of comparisons."
     )
+    return (Text(question), Text(pooling), data_facts(cells))
+
+
+def data_facts(cells: Any) -> Facts:
+    """Where the data came from, its form, its columns and its fingerprint."""
     form = "one row per user" if cells.form == "units" else "aggregated counts"
-    facts = Facts(
-        "Data",
-        (
-            ("source", cells.source),
-            ("form", f"{form}, {cells.input_rows:,} rows read, {len(cells.table):,} cells"),
-            ("arm column", cells.arm_column),
-            ("fingerprint (SHA-256 of the cells)", cells.fingerprint),
-        ),
-    )
-    return (Text(question), Text(pooling), facts)
+    items = [
+        ("source", cells.source),
+        ("form", f"{form}, {cells.input_rows:,} rows read, {len(cells.table):,} cells"),
+    ]
+    if cells.segment_columns:
+        items.append(("segment columns", ", ".join(cells.segment_columns)))
+    items += [("arm column", cells.arm_column), ("fingerprint (SHA-256 of the cells)", cells.fingerprint)]
+    return Facts("Data", tuple(items))
 
 
 def decision_sentences(result: VariantsResult) -> tuple[str, ...]:
@@ -447,7 +451,7 @@ def variants_report(result: VariantsResult, *, figures: bool = True) -> Report:
     """The report of one variants result."""
     warnings = () if result.diagnostics.converged else tuple(result.diagnostics.warnings)
     return Report(
-        title=f"A/B/n test: {_names(result.names)}",
+        title=f"A/B/n test: {names_list(result.names)}",
         subtitle=f"Hierarchical Beta-Binomial model, {result.engine} engine, prior {result.prior.name}",
         sections=variants_sections(result, figures=figures),
         provenance=provenance(result),
