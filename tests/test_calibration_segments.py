@@ -101,8 +101,6 @@ def test_simulation_based_calibration_of_the_segments_model(seed, rng) -> None:
                 arm="arm",
                 control="control",
                 prior=SBC_PRIOR,
-                # One form for every replicate: one compiled model, refitted with new data.
-                parameterisation="non-centred",
                 draws=DRAWS,
                 tune=TUNE,
                 chains=CHAINS,

@@ -308,7 +308,7 @@ def test_segments_truth_is_drawn_per_experiment_from_the_declared_distributions(
         ({"effect": float("inf")}, "effect must be a finite number"),
         ({"effect_spread": -0.1}, "effect spread must be zero or positive"),
         ({"base_rate_spread": -1}, "base rate spread must be zero or positive"),
-        ({"parameterisation": "both"}, "parameterisation must be 'centred' or 'non-centred'"),
+        ({"parameterisation": "both"}, "parameterisation must be one of conditioned, centred, non-centred"),
     ],
 )
 def test_bad_segments_designs_are_named(kwargs, message) -> None:
@@ -336,20 +336,16 @@ def test_segments_classical_claims_are_the_classical_segment_table(rng) -> None:
         np.testing.assert_array_equal(claims[rule], sign * (table[column].to_numpy() < 0.05))
 
 
-def test_segments_parameterisation_follows_the_design() -> None:
-    assert SegmentsDesign(segments=4, trials=100, base_rate=0.5).study_parameterisation() == "non-centred"
-    # A million users per cell pin every segment down: the rule centres them.
-    assert SegmentsDesign(segments=4, trials=10**6, base_rate=0.5, effect_spread=0.5).study_parameterisation() == (
-        "centred"
-    )
+def test_segments_parameterisation_defaults_to_the_models_and_can_be_fixed() -> None:
+    assert SegmentsDesign(segments=4, trials=100, base_rate=0.5).form == "conditioned"
     forced = SegmentsDesign(segments=4, trials=100, base_rate=0.5, parameterisation="centred")
-    assert forced.study_parameterisation() == "centred" and forced.describe()["parameterisation"] == "centred"
+    assert forced.form == "centred" and forced.describe()["parameterisation"] == "centred"
 
 
 @segments_group
 def test_segments_study_finds_an_unmissable_effect_and_reports_progress(seed) -> None:
     # Two segments of 100 users per cell with the article's prior: the same compiled model as the article's data.
-    design = SegmentsDesign(segments=2, trials=100, base_rate=0.3, effect=4.0, parameterisation="non-centred")
+    design = SegmentsDesign(segments=2, trials=100, base_rate=0.3, effect=4.0)
     ticks: list[int] = []
     study = run_study(
         design,
@@ -376,7 +372,7 @@ def test_segments_cli_json_contract_and_same_seed_same_study(tmp_path) -> None:
     settings = payload["settings"]
     assert settings["segments"] == [2] and settings["model"] == "segments" and settings["effect"] is None
     assert settings["engine"].startswith("mcmc") and settings["chains"] == 4 and settings["draws"] == 400
-    assert settings["parameterisation"] == "non-centred" and settings["prior"].startswith("article")
+    assert settings["parameterisation"] == "conditioned" and settings["prior"].startswith("article")
     study = payload["studies"][0]
     assert study["comparisons"] == 2 and study["true_differences"] == 0 and study["experiments"] == 2
     assert {"refused_fits", "fits_with_warnings"} <= set(study)
@@ -389,7 +385,7 @@ def test_segments_cli_json_contract_and_same_seed_same_study(tmp_path) -> None:
     out = tmp_path / "study"
     table = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert table.exit_code == 0, table.output
-    for text in ("segments", "bayes_p95", "A/A (treatment = control", "non-centred", "seed 4"):
+    for text in ("segments", "bayes_p95", "A/A (treatment = control", "conditioned", "seed 4"):
         assert text in table.stdout
     assert json.loads((out / "calibration.json").read_text())["rules"] == payload["rules"]
     assert pd.read_csv(out / "calibration.csv")["segments"].tolist() == [2] * 5

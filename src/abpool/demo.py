@@ -299,7 +299,7 @@ def segments_sections(demo: Demo) -> tuple[Section, ...]:
             Text(
                 f"The article printed 87.3% for China from a short run of the centred model, which diverges on this "
                 f"data; this fit ({result.diagnostics.chains} chains × {result.diagnostics.draws:,} draws, "
-                f"{result.diagnostics.divergences} divergences, parameterisation chosen from the data) gives "
+                f"{result.diagnostics.divergences} divergences, {result.parameterisation} parameterisation) gives "
                 f"{fmt.pct(china.prob_better)}."
             ),
         ),

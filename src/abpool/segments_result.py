@@ -20,7 +20,7 @@ from abpool.data import Cells
 from abpool.errors import InvalidArgumentError
 from abpool.inference import Diagnostics
 from abpool.io import to_jsonable
-from abpool.models.segments import Parameterisation, SegmentLayout, logit_estimates
+from abpool.models.segments import SegmentLayout, logit_estimates
 from abpool.priors import SegmentsPrior
 
 MODEL_NAME = "segments: varying-intercept, varying-slope logistic regression"
@@ -50,7 +50,6 @@ SEGMENT_SUMMARY_COLUMNS = {
     "prob_better": "P(treatment rate > control rate) = P(b_sk > 0)",
     "expected_loss": "E[max(control rate - treatment rate, 0)]: rate lost, on average, by shipping the treatment",
     "pooling": "how far the segment's effect is pulled to the population: E[v / (v + sigma_b²)], 0 none, 1 all",
-    "parameterisation": "centred or non-centred slope (chosen from the data)",
 }
 
 
@@ -68,8 +67,9 @@ class SegmentsResult:
         Priors used.
     correlated : bool
         Whether intercepts and slopes were drawn jointly (LKJ prior).
-    parameterisation : Parameterisation
-        Centred / non-centred choice per parameter.
+    parameterisation : str
+        Coordinates the sampler moved in: ``"conditioned"`` (the default),
+        ``"centred"`` or ``"non-centred"``.
     sampler : str
         ``"nutpie"`` or ``"pymc"``.
     seed : int
@@ -86,7 +86,7 @@ class SegmentsResult:
     layout: SegmentLayout
     prior: SegmentsPrior
     correlated: bool
-    parameterisation: Parameterisation
+    parameterisation: str
     sampler: str
     seed: int
     idata: Any
@@ -194,7 +194,6 @@ class SegmentsResult:
                         "prob_better": float(np.mean(diff > 0)),
                         "expected_loss": float(np.mean(np.maximum(-diff, 0.0))),
                         "pooling": pooling,
-                        "parameterisation": "centred" if self.parameterisation.slope[s, k] else "non-centred",
                     }
                 )
         return pd.DataFrame(rows, columns=list(SEGMENT_SUMMARY_COLUMNS))
@@ -280,7 +279,7 @@ class SegmentsResult:
                 "ci": self.ci,
                 "control": self.layout.control,
                 "data": {**self.cells.describe(), "table": self.cells.table.to_dict("list")},
-                "parameterisation": self.parameterisation.describe(self.layout),
+                "parameterisation": self.parameterisation,
                 "segments": self._summary.to_dict("records"),
                 "population": population,
                 "classical": self.classical().to_dict("records"),

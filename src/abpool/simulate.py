@@ -74,11 +74,10 @@ Fits that fail their checks
     every study so its share can be judged.
 
 Segments studies and speed
-    Every segments fit uses one parameterisation for the whole study (chosen
-    once from the design, :meth:`SegmentsDesign.study_parameterisation`), so
-    nutpie compiles the model once and every experiment only refits it with new
-    counts. Such studies run in one process: the sampler already runs its
-    chains on all cores.
+    The segments model's compiled form depends only on the number of segments
+    and arms, so nutpie compiles it once per study and every experiment only
+    refits it with new counts. Such studies run in one process: the sampler
+    already runs its chains on all cores.
 
 Examples
 --------
@@ -327,8 +326,8 @@ class SegmentsDesign:
         Mean and standard deviation of the segments' treatment effects, log-odds.
     base_rate_spread : float
         Standard deviation of the segments' control logits.
-    parameterisation : {"centred", "non-centred"}, optional
-        Form of every fit of the study (default: :meth:`study_parameterisation`).
+    parameterisation : {"conditioned", "centred", "non-centred"}, optional
+        Form of every fit of the study (default: the model's, ``"conditioned"``).
 
     Examples
     --------
@@ -339,8 +338,8 @@ class SegmentsDesign:
     >>> rates = design.draw_truth(np.random.default_rng(1))
     >>> bool(np.all(rates[0::2] == rates[1::2]))  # A/A: treatment equals control in every segment
     True
-    >>> design.study_parameterisation()
-    'non-centred'
+    >>> design.form
+    'conditioned'
     >>> SegmentsDesign(segments=3, trials=100, base_rate=0.5, effect_spread=-1)
     Traceback (most recent call last):
     ...
@@ -368,10 +367,9 @@ class SegmentsDesign:
                 raise InvalidArgumentError(
                     f"{label} must be zero or positive (an sd of log-odds), got {getattr(self, name)!r}"
                 )
-        if self.parameterisation not in (None, "centred", "non-centred"):
-            raise InvalidArgumentError(
-                f"parameterisation must be 'centred' or 'non-centred', got {self.parameterisation!r}"
-            )
+        from abpool.models.segments import check_form
+
+        check_form(self.parameterisation)
 
     @property
     def seed_key(self) -> tuple[int, ...]:
@@ -417,40 +415,12 @@ class SegmentsDesign:
     def simulate(self, rng: np.random.Generator, rates: NDArray[np.float64]) -> NDArray[np.int64]:
         return rng.binomial(self.cell_trials(), rates).astype(np.int64)
 
-    def study_parameterisation(self, prior: str = "article") -> str:
-        """The one parameterisation every fit of the study uses.
+    @property
+    def form(self) -> str:
+        """The parameterisation every fit of the study uses."""
+        from abpool.models.segments import check_form
 
-        ``parameterisation`` when given; otherwise the rule of
-        :func:`abpool.models.segments.choose_parameterisation` applied to the
-        design's typical data (expected counts, with the segments' logits at
-        evenly spaced quantiles of their distributions): centred when it centres
-        most intercepts and slopes, non-centred otherwise. Fixing it per study
-        means one compiled model for every experiment, where a per-experiment
-        choice could recompile (~10 s) whenever the data tipped it.
-        """
-        if self.parameterisation is not None:
-            return self.parameterisation
-        from scipy.stats import norm
-
-        from abpool.models.segments import SegmentLayout, choose_parameterisation
-        from abpool.priors import get_segments_prior
-
-        quantiles = norm.ppf((np.arange(self.segments) + 0.5) / self.segments)
-        a = np.log(self.base_rate / (1 - self.base_rate)) + self.base_rate_spread * quantiles
-        # Reversed so that a segment's control and effect quantiles are not tied together.
-        b = self.effect + self.effect_spread * quantiles[::-1]
-        trials = self.cell_trials()
-        layout = SegmentLayout(
-            segments=tuple(self.names),
-            arms=("control", "treatment"),
-            segment_index=np.repeat(np.arange(self.segments), 2),
-            arm_index=np.tile([0, 1], self.segments),
-            trials=trials,
-            successes=np.rint(trials * self._rates(a, b)).astype(np.int64),
-        )
-        param = choose_parameterisation(layout, get_segments_prior(prior))
-        centred = np.concatenate([param.intercept, param.slope.ravel()])
-        return "centred" if centred.mean() > 0.5 else "non-centred"
+        return check_form(self.parameterisation)
 
     def posterior_draws(
         self, successes: NDArray[np.int64], settings: RuleSettings, seed: int
@@ -472,7 +442,7 @@ class SegmentsDesign:
                     arm="arm",
                     control="control",
                     prior=settings.prior,
-                    parameterisation=self.study_parameterisation(settings.prior),
+                    parameterisation=self.form,
                     draws=per_chain,
                     tune=SEGMENTS_TUNE,
                     chains=SEGMENTS_CHAINS,
@@ -495,7 +465,7 @@ class SegmentsDesign:
             "effect": float(self.effect) if self.effect != 0.0 else None,
             "effect_spread": float(self.effect_spread),
             "effect_scale": "log-odds",
-            "parameterisation": self.study_parameterisation(),
+            "parameterisation": self.form,
         }
 
 

@@ -171,7 +171,7 @@ SEGMENTS_MODEL = "segments: varying-intercept, varying-slope logistic regression
 
 def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
     from abpool.inference import Diagnostics
-    from abpool.models.segments import Parameterisation, choose_parameterisation, layout_from_cells
+    from abpool.models.segments import FORMS, layout_from_cells
     from abpool.priors import SegmentsPrior
     from abpool.segments_result import SegmentsResult
 
@@ -186,18 +186,9 @@ def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
         prior_info = _field(payload, "prior")
         prior = SegmentsPrior(name=prior_info["name"], **_field(payload, "prior", "parameters"))
         layout = layout_from_cells(cells, str(_field(payload, "control")))
-        chosen = choose_parameterisation(layout, prior)
-        forms = _field(payload, "parameterisation")
-        intercept = np.array([forms[s]["intercept"] == "centred" for s in layout.segments])
-        slope = np.array(
-            [[forms[s][f"slope[{arm}]"] == "centred" for arm in layout.treatments] for s in layout.segments]
-        )
-        parameterisation = Parameterisation(
-            intercept=intercept,
-            slope=slope,
-            intercept_shrinkage=chosen.intercept_shrinkage,
-            slope_shrinkage=chosen.slope_shrinkage,
-        )
+        parameterisation = _field(payload, "parameterisation")
+        if parameterisation not in FORMS:
+            raise ValueError(f"unknown parameterisation {parameterisation!r}")
         diagnostics = Diagnostics(**_field(payload, "diagnostics"))
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidDataError(f"the result in '{directory}' is incomplete ({exc!r}); save it again") from None

@@ -116,14 +116,13 @@ def render_segments(result: SegmentsResult, console: Console) -> None:
             f"{new['lift']['ci_high']:+.3f}), P(better) {pct(new['prob_better'])}"
         )
     console.print(f"prior: {result.prior}" + ("; correlated intercepts and slopes (LKJ)" if result.correlated else ""))
-    forms = summary["parameterisation"].value_counts().to_dict()
     diag = result.diagnostics
     status = "[green]converged[/green]" if diag.converged else "[bold red]NOT CONVERGED[/bold red]"
     console.print(
         f"sampler: {result.sampler} NUTS, {diag.chains} chains × {diag.draws:,} draws, target_accept "
         f"{diag.target_accept}, attempts {diag.attempts}; divergences {diag.divergences}, max R-hat "
         f"{diag.max_rhat:.3f}, min ESS bulk {diag.min_ess_bulk:.0f} / tail {diag.min_ess_tail:.0f}; {status}; "
-        f"seed {result.seed}; slopes: {', '.join(f'{v} {k}' for k, v in forms.items())}"
+        f"seed {result.seed}; {result.parameterisation} parameterisation"
     )
     for warning in diag.warnings:
         console.print(f"[bold red]warning:[/bold red] {warning}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from abpool import plots
+from abpool.models.segments import FORM_DESCRIPTIONS
 from abpool.report import format as fmt
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
@@ -205,8 +206,6 @@ def figure_blocks(result: SegmentsResult) -> tuple[Block, ...]:
 
 def prior_blocks(result: SegmentsResult) -> tuple[Block, ...]:
     """The priors, stated and argued."""
-    forms = result.summary()["parameterisation"].value_counts().to_dict()
-    intercepts = int(result.parameterisation.intercept.sum())
     return (
         Facts(
             "",
@@ -218,11 +217,7 @@ def prior_blocks(result: SegmentsResult) -> tuple[Block, ...]:
                     if result.correlated
                     else "intercepts and slopes independent",
                 ),
-                (
-                    "parameterisation",
-                    f"intercepts: {intercepts} centred, {len(result.layout.segments) - intercepts} "
-                    f"non-centred; slopes: {', '.join(f'{v} {k}' for k, v in forms.items())} (chosen from the data)",
-                ),
+                ("parameterisation", FORM_DESCRIPTIONS[result.parameterisation]),
             ),
         ),
         Text(
