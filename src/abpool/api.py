@@ -355,7 +355,7 @@ def analyze_segments(
 
     if sampler == "nutpie":
         # Coordinates are positions, so experiments of the same shape share one compiled model.
-        key = ("segments", layout.model_shape(), form, prior_obj, correlated)
+        key = ("segments", layout.shape, form, prior_obj, correlated)
         model = compiled_model(key, build)
     else:
         model = build()

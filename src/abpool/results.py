@@ -23,6 +23,7 @@ from abpool.priors import VariantsPrior
 
 # Above this many variants the full P(i > j) matrix is left out of summaries
 # (it grows as J²); ``prob_greater(i, j)`` still answers any pair.
+MODEL_NAME = "variants: hierarchical beta-binomial"
 MAX_PAIRWISE_IN_SUMMARY = 50
 
 SUMMARY_COLUMNS = {
@@ -324,7 +325,7 @@ class VariantsResult:
             variants.append(entry)
         names = self.names
         payload: dict[str, Any] = {
-            "model": "variants: hierarchical beta-binomial",
+            "model": MODEL_NAME,
             "abpool_version": __version__,
             "prior": {**self.prior.describe(), "text": str(self.prior), "parameters": asdict(self.prior)},
             "engine": self.engine,
@@ -382,7 +383,7 @@ class VariantsResult:
             dims={"rate": ["variant"], "successes": ["variant"], "trials": ["variant"]},
             attrs={
                 "abpool_version": __version__,
-                "model": "variants: hierarchical beta-binomial",
+                "model": MODEL_NAME,
                 "prior": str(self.prior),
                 "engine": self.engine,
                 "seed": self.seed,

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from abpool.errors import InvalidDataError
-
-VARIANTS_MODEL = "variants: hierarchical beta-binomial"
+from abpool.results import MODEL_NAME as VARIANTS_MODEL
+from abpool.segments_result import MODEL_NAME as SEGMENTS_MODEL
 
 Loader = Callable[[dict[str, Any], Any, Path], Any]
 
@@ -164,9 +164,6 @@ def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
         rope=payload.get("rope"),
         created=str(_field(payload, "created")),
     )
-
-
-SEGMENTS_MODEL = "segments: varying-intercept, varying-slope logistic regression"
 
 
 def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:

@@ -104,10 +104,6 @@ class SegmentLayout:
         y[self.segment_index, self.arm_index] = self.successes
         return n, y
 
-    def model_shape(self) -> tuple[int, int]:
-        """``(segments, arms)``: all the compiled model depends on besides its form and prior."""
-        return len(self.segments), len(self.arms)
-
 
 def layout_from_cells(cells: Cells, control: str | None = None) -> SegmentLayout:
     """Index the cells by segment and arm, the control arm first.
@@ -225,14 +221,13 @@ def model_data(layout: SegmentLayout, form: str) -> dict[str, NDArray[np.float64
     data = {"trials": n.astype(np.float64), "successes": y.astype(np.float64)}
     if form == "conditioned":
         logit, precision = _cell_logits(n, y)
-        both = (precision[:, 1:] > 0) & (precision[:, [0]] > 0)
-        with np.errstate(divide="ignore"):
-            slope_precision = np.where(both, 1.0 / (1.0 / precision[:, 1:] + 1.0 / precision[:, [0]]), 0.0)
+        _, _, slope_logit, slope_variance = logit_estimates(layout)
+        # A slope without both cells has an infinite variance: no precision.
         data |= {
             "cell_logit": logit,
             "cell_precision": precision,
-            "slope_logit": logit[:, 1:] - logit[:, [0]],
-            "slope_precision": slope_precision,
+            "slope_logit": slope_logit,
+            "slope_precision": 1.0 / slope_variance,
         }
     return data
 
@@ -417,8 +412,8 @@ def build_segments_model(
     import pytensor.tensor as pt
 
     form = check_form(form, correlated=correlated)
-    n_segments, n_arms = layout.model_shape()
-    n_treatments = n_arms - 1
+    n_segments, n_treatments = layout.shape
+    n_arms = n_treatments + 1
     coords = {"segment": np.arange(n_segments), "treatment": np.arange(n_treatments)}
     with pm.Model(coords=coords) as model:
         data = {name: pm.Data(name, value) for name, value in model_data(layout, form).items()}

@@ -14,6 +14,7 @@ from abpool.report import format as fmt
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
 from abpool.report.variants import _classical_table, data_facts, mcmc_blocks, names_list
+from abpool.segments_result import MODEL_NAME
 
 if TYPE_CHECKING:
     from abpool.segments_result import SegmentsResult
@@ -303,7 +304,7 @@ def provenance(result: SegmentsResult) -> tuple[tuple[str, str], ...]:
 
     return (
         ("abpool version", __version__),
-        ("model", "segments: varying-intercept, varying-slope logistic regression"),
+        ("model", MODEL_NAME),
         ("sampler", result.sampler),
         ("seed", str(result.seed)),
         ("fitted", result.created),

@@ -16,6 +16,7 @@ from abpool.errors import InvalidArgumentError
 from abpool.report import format as fmt
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
+from abpool.results import MODEL_NAME
 
 if TYPE_CHECKING:
     from abpool.results import VariantsResult
@@ -389,7 +390,7 @@ def provenance(result: VariantsResult) -> tuple[tuple[str, str], ...]:
 
     return (
         ("abpool version", __version__),
-        ("model", "variants: hierarchical beta-binomial"),
+        ("model", MODEL_NAME),
         ("engine", result.engine),
         ("seed", str(result.seed)),
         ("draws", f"{result.draws.shape[0]:,}"),
