@@ -8,8 +8,6 @@ narrow, too wide, biased) bends the rank distribution.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +15,7 @@ from scipy import stats
 from scipy.special import expit
 
 import abpool
-from abpool.priors import SegmentsPrior
+from abpool.segments.priors import SegmentsPrior
 
 # Same worker as the other segments tests, so the sampler's compiled models are shared.
 pytestmark = pytest.mark.xdist_group("segments")
@@ -93,21 +91,20 @@ def test_simulation_based_calibration_of_the_segments_model(seed, rng) -> None:
     for r in range(REPLICATES):
         truth = draw_from_prior(rng)
         frame = simulate_cells(rng, truth)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = abpool.analyze_segments(
-                frame,
-                segment="segment",
-                arm="arm",
-                control="control",
-                prior=SBC_PRIOR,
-                draws=DRAWS,
-                tune=TUNE,
-                chains=CHAINS,
-                seed=int(rng.integers(2**31)),
-            )
+        result = abpool.analyze_segments(
+            frame,
+            segment="segment",
+            arm="arm",
+            control="control",
+            prior=SBC_PRIOR,
+            draws=DRAWS,
+            tune=TUNE,
+            chains=CHAINS,
+            seed=int(rng.integers(2**31)),
+            on_unconverged="ignore",
+        )
         unconverged += not result.diagnostics.converged
-        posterior = result.idata.posterior
+        posterior = result.tree["posterior"]
         samples = (posterior["mu_b"].values[..., 0], posterior["b"].values[..., 0, 0])
         truths = (truth["mu_b"], truth["b"][0])
         for k, (draws, value) in enumerate(zip(samples, truths, strict=True)):

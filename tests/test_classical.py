@@ -190,10 +190,10 @@ def test_result_shows_the_classical_view_beside_prob_greater(seed) -> None:
 def test_cli_classical_table_and_json(article_cells_csv) -> None:
     proc = run("variants", article_cells_csv, "--classical", "--seed", "2")
     assert proc.returncode == 0, proc.stderr
-    for text in ("Classical tests", "Bonferroni", "Holm", "BH", "P(i > j)", "0.0234"):
+    for text in ("Classical comparison", "Bonferroni", "Holm", "BH", "P(i > j)", "0.0234"):
         assert text in proc.stdout
     plain = run("variants", article_cells_csv, "--seed", "2")
-    assert "Classical tests" not in plain.stdout
+    assert "Classical comparison" not in plain.stdout
 
     proc = run("analyze", article_cells_csv, "--classical", "--json", "--seed", "2")
     assert proc.returncode == 0, proc.stderr

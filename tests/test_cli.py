@@ -19,7 +19,7 @@ def test_variants_table(article_cells_csv) -> None:
     proc = run("variants", article_cells_csv, "--seed", "3")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for text in ("variant", "shrinkage", "P(row beats column)", "prior: bda", "engine: exact", "seed 3", "converged"):
+    for text in ("arm", "pooling", "P(row beats column)", "prior: bda", "exact engine", "seed 3", "converged"):
         assert text in out
 
 
@@ -28,9 +28,11 @@ def test_variants_json(article_cells_csv, tmp_path) -> None:
     proc = run("variants", article_cells_csv, "--json", "--seed", "5", "--draws", "50000", "--out", out_dir)
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
-    assert payload["seed"] == 5 and payload["engine"] == "exact" and payload["draws"] == 50_000
-    assert [v["name"] for v in payload["variants"]] == ["A", "B", "C", "D"]
-    assert abs(payload["prob_greater"]["B"]["C"] - 0.251) < 0.012
+    settings = payload["settings"]
+    assert settings["seed"] == 5 and settings["engine"] == "exact" and settings["draws"] == 50_000
+    assert [v["arm"] for v in payload["summary"]] == ["A", "B", "C", "D"]
+    (b_over_c,) = [p["prob_greater"] for p in payload["prob_greater"] if (p["arm_i"], p["arm_j"]) == ("B", "C")]
+    assert abs(b_over_c - 0.251) < 0.012
     assert (out_dir / "posterior.nc").exists() and (out_dir / "summary.json").exists()
 
 
@@ -38,8 +40,8 @@ def test_analyze_dispatches_and_rope(article_cells_csv) -> None:
     proc = run("analyze", article_cells_csv, "--rope", "0.05", "--control", "B", "--json", "--seed", "1")
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
-    assert payload["control"] == "B" and payload["rope"] == 0.05
-    assert "prob_in_rope" in payload["variants"][0]
+    assert payload["settings"]["control"] == "B" and payload["settings"]["rope"] == 0.05
+    assert "prob_in_rope" in payload["summary"][0]
 
 
 @pytest.mark.parametrize(
@@ -48,9 +50,9 @@ def test_analyze_dispatches_and_rope(article_cells_csv) -> None:
         ("variant,trials,successes\nA,100,30\nB,100,150\n", [], "more successes (150) than trials (100)"),
         ("variant,trials,successes\nA,100,30\n", [], "only one arm"),
         ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--control", "Z"], "control arm 'Z'"),
-        ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--ci", "95"], "credible level"),
-        ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--prior", "flat"], "unknown prior 'flat'"),
-        ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--engine", "gibbs"], "unknown engine"),
+        ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--ci", "95"], "ci must be strictly between 0 and 1"),
+        ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--prior", "flat"], "prior must be one of bda, lognormal"),
+        ("variant,trials,successes\nA,100,30\nB,100,40\n", ["--engine", "gibbs"], "engine must be one of exact, mcmc"),
         ("variant,trials,successes\nA,10,0\nB,10,10\n", [], "improper"),
         ("arm,converted\nA,1\nB,maybe\n", [], "has 'maybe'"),
     ],
@@ -93,7 +95,7 @@ def test_missing_argument_is_one_line() -> None:
     assert proc.stderr.strip() == "abpool: error: Missing argument 'data'. (see 'abpool --help')"
 
 
-@pytest.mark.parametrize("command", ["variants", "analyze", "demo", "report"])
+@pytest.mark.parametrize("command", ["variants", "segments", "analyze", "demo", "report", "simulate"])
 def test_every_command_has_help(command) -> None:
     proc = run(command, "--help")
     assert proc.returncode == 0

@@ -8,8 +8,8 @@ from scipy import integrate, stats
 from scipy.special import betaln, expit
 
 from abpool.errors import InvalidDataError
-from abpool.models.grid import fit_grid
-from abpool.priors import BDAPrior, LogNormalPrior
+from abpool.variants.grid import fit_grid
+from abpool.variants.priors import BDAPrior, LogNormalPrior
 
 ARTICLE_Y = np.array([30, 50, 55, 60])
 ARTICLE_N = np.array([100, 100, 100, 100])

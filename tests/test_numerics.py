@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import betaln, gammaln
 
-from abpool._numerics import beta_binomial_log_kernel, log_rising_factorial
+from abpool.variants._numerics import beta_binomial_log_kernel, log_rising_factorial
 
 
 @settings(max_examples=200, deadline=None)

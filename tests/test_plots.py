@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
@@ -23,34 +23,19 @@ def scenarios() -> dict[str, abpool.VariantsResult]:
     }
 
 
-def _segments_summary(rng: np.random.Generator) -> pd.DataFrame:
-    """Per-segment summary from Beta posteriors of the article's Canada and China cells."""
-    rows = []
-    for segment, (control, treatment) in {"Canada": (30, 50), "China": (55, 60)}.items():
-        c = rng.beta(1 + control, 1 + 100 - control, 8000)
-        t = rng.beta(1 + treatment, 1 + 100 - treatment, 8000)
-        lift = t - c
-        row = {"segment": segment, "arm": "1", "prob_better": float((lift > 0).mean())}
-        for name, draws in (("control_rate", c), ("treatment_rate", t), ("lift", lift)):
-            low, high = np.quantile(draws, [0.025, 0.975])
-            row |= {name: draws.mean(), f"{name}_ci_low": low, f"{name}_ci_high": high}
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def test_posterior_overlays_scenarios_with_grand_rates(scenarios) -> None:
     fig = plots.plot_posterior(scenarios, "A")
     (ax,) = fig.axes
     solid = [line for line in ax.lines if line.get_linestyle() == "-"]
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert len(solid) == 2 and len(dashed) == 2
-    assert [line.get_xdata()[0] for line in dashed] == pytest.approx([r.grand_rate for r in scenarios.values()])
+    assert [line.get_xdata()[0] for line in dashed] == pytest.approx([r.grand_rate() for r in scenarios.values()])
     for line, res in zip(solid, scenarios.values(), strict=True):
         x, density = line.get_xdata(), line.get_ydata()
         # A density over the plotted range (which holds 99.9% of the draws) integrates to ~1 …
         assert np.trapezoid(density, x) == pytest.approx(1.0, abs=0.03)
         # … and its mean is the posterior mean of A.
-        assert np.trapezoid(x * density, x) == pytest.approx(res.summary()["mean"].iloc[0], abs=0.01)
+        assert np.trapezoid(x * density, x) == pytest.approx(res.summary()["rate_mean"].iloc[0], abs=0.01)
 
 
 def test_posterior_of_one_result_draws_every_variant(scenarios) -> None:
@@ -68,7 +53,7 @@ def test_boxplots_one_box_per_variant_and_scenario(scenarios) -> None:
     first = scenarios["A with 100 trials"]
     medians = [line for line in ax.lines if line.get_label() == "_median"]
     assert len(medians) == 8
-    assert medians[0].get_ydata()[0] == pytest.approx(np.median(first.draws[:, 0]))
+    assert medians[0].get_ydata()[0] == pytest.approx(np.median(first.rate_draws()[:, 0]))
 
 
 def test_shrinkage_panel_per_scenario_with_arrows_and_sized_markers(scenarios) -> None:
@@ -80,9 +65,9 @@ def test_shrinkage_panel_per_scenario_with_arrows_and_sized_markers(scenarios) -
         summary = res.summary()
         # Rows run top to bottom, so the first variant sits at the highest y.
         assert observed.get_offsets()[:, 0].tolist() == pytest.approx(summary["observed_rate"].tolist())
-        assert pooled.get_offsets()[:, 0].tolist() == pytest.approx(summary["mean"].tolist())
+        assert pooled.get_offsets()[:, 0].tolist() == pytest.approx(summary["rate"].tolist())
         dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
-        assert len(dashed) == 1 and dashed[0].get_xdata()[0] == pytest.approx(res.grand_rate)
+        assert len(dashed) == 1 and dashed[0].get_xdata()[0] == pytest.approx(res.grand_rate())
     small = fig.axes[1].collections[1].get_sizes()
     assert small[0] < small[1]  # A has 10 trials in the second scenario, B has 100
 
@@ -98,21 +83,27 @@ def test_prob_greater_heat_map_cells(scenarios) -> None:
     assert np.allclose(values.filled(0.0), expected)
 
 
-def test_segments_forest_from_real_draws(rng) -> None:
-    summary = _segments_summary(rng)
-    fig = plots.plot_segments_forest(summary)
+def test_forest_draws_each_treatment_against_the_control(scenarios) -> None:
+    res = scenarios["A with 100 trials"]
+    fig = plots.plot_forest(res)
     left, right = fig.axes
     assert len(left.containers) == 2 and len(right.containers) == 1
+    treated = res.summary().iloc[1:]
     for container in (*left.containers, *right.containers):
-        assert len(container.lines[0].get_xdata()) == 2
-    assert right.containers[0].lines[0].get_xdata().tolist() == pytest.approx(summary["lift"].tolist())
-    assert len(right.texts) == 2 and right.texts[0].get_text().startswith("P(better)")
+        assert len(container.lines[0].get_xdata()) == 3  # B, C and D against A
+    assert right.containers[0].lines[0].get_xdata().tolist() == pytest.approx(treated["lift"].tolist())
+    control_rate = res.summary().loc[0, "rate"]
+    assert left.containers[0].lines[0].get_xdata().tolist() == pytest.approx([control_rate] * 3)
+    assert len(right.texts) == 3 and right.texts[0].get_text().startswith("P(beats control)")
 
 
-def test_segments_forest_names_missing_columns(rng) -> None:
-    summary = _segments_summary(rng).drop(columns=["lift_ci_low", "prob_better"])
-    with pytest.raises(abpool.InvalidArgumentError, match=r"lacks column\(s\) lift_ci_low, prob_better"):
-        plots.plot_segments_forest(summary)
+def test_user_text_is_drawn_literally() -> None:
+    # "$" would start matplotlib's mathtext and a lone one fails to parse: names are drawn as given.
+    res = abpool.analyze_variants(successes=[3, 5], trials=[10, 10], names=["$5 off", "50% $ale"], seed=1)
+    for figure in (res.plot_posterior(), res.plot_boxplots(), res.plot_shrinkage(), res.plot_prob_greater()):
+        figure.savefig(io.BytesIO(), format="svg")
+    labels = [t.get_text() for t in res.plot_boxplots().axes[0].get_xticklabels()]
+    assert labels == [r"\$5 off", r"50% \$ale"]
 
 
 def test_convergence_rows_chains_and_table(mcmc_fit) -> None:
@@ -124,25 +115,35 @@ def test_convergence_rows_chains_and_table(mcmc_fit) -> None:
         assert "R-hat" in rank_ax.get_title(loc="left")
     table = plots.convergence_table(mcmc_fit)
     assert list(table.index) == ["population_mean", "log_concentration", "rate[A]", "rate[B]", "rate[C]", "rate[D]"]
+    assert set(mcmc_fit.diagnostics.checked) == {"logit_mean", "log_concentration"}
     assert (table["r_hat"] > 0.9).all() and (table["ess_bulk"] > 0).all()
 
 
 def test_convergence_refuses_independent_draws(scenarios) -> None:
-    with pytest.raises(abpool.InvalidArgumentError, match="independent"):
+    with pytest.raises(abpool.InvalidArgumentError, match="independent draws"):
         plots.plot_convergence(scenarios["A with 10 trials"])
 
 
 def test_result_methods_return_figures(scenarios) -> None:
     res = scenarios["A with 10 trials"]
-    for figure in (res.plot_posterior("A"), res.plot_boxplots(), res.plot_shrinkage(), res.plot_prob_greater()):
+    figures = (
+        res.plot_posterior("A"),
+        res.plot_boxplots(),
+        res.plot_shrinkage(),
+        res.plot_prob_greater(),
+        res.plot_forest(),
+    )
+    for figure in figures:
         assert isinstance(figure, Figure)
 
 
 def test_bad_input_is_one_clear_error(scenarios) -> None:
-    with pytest.raises(abpool.InvalidArgumentError, match="not a variants result"):
+    with pytest.raises(abpool.InvalidArgumentError, match="result 'x' must be an abpool result"):
         plots.plot_boxplots({"x": 3})
-    with pytest.raises(abpool.InvalidArgumentError, match="unknown variant 'Z'"):
+    with pytest.raises(abpool.InvalidArgumentError, match="arm must be one of A, B, C, D, got 'Z'"):
         plots.plot_posterior(scenarios, "Z")
+    with pytest.raises(abpool.InvalidArgumentError, match="segment must be None"):
+        plots.plot_boxplots(scenarios, segment="China")
 
 
 def test_import_does_not_load_plotting_or_templates() -> None:

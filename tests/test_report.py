@@ -17,7 +17,6 @@ import pytest
 import abpool
 from abpool.demo import run_demo, segments_sections
 from abpool.report import render_fragment, render_report
-from abpool.report.variants import classical_blocks
 from chromium import find_chromium, inspect_page
 
 ABPOOL = [sys.executable, "-m", "abpool"]
@@ -47,12 +46,15 @@ def html(fit) -> str:
 def test_report_states_question_data_decisions_prior_and_provenance(fit, html) -> None:
     summary = fit.summary()
     best = summary.loc[summary["prob_best"].idxmax()]
-    assert f"{best.variant} is the best variant with probability {best.prob_best:.1%}." in html
+    assert f"{best.arm} is the best variant with probability {best.prob_best:.1%}." in html
     p = fit.prob_greater("D", "C")
     assert f"There is a {p:.1%} chance D beats C." in html
     assert fit.cells.fingerprint in html
     assert "bda: p(a, b) ∝ (a + b)^(-5/2)" in html
     assert f"--seed {fit.seed}" in html and abpool.__version__ in html
+    # The point estimates in the HTML are the ones the terminal prints: posterior medians, one formatter.
+    for row in summary.itertuples():
+        assert f"{row.rate:.3f} ({row.rate_ci_low:.3f} – {row.rate_ci_high:.3f})" in html
     assert "Classical comparison" in html and "p Bonferroni" in html
     assert 'class="alert"' not in html  # a converged fit raises no alarm
     assert html.count("<img ") == 4
@@ -77,15 +79,6 @@ def test_unreliable_fit_gets_a_warning_box(fit) -> None:
     html = render_report(dataclasses.replace(fit, diagnostics=diagnostics))
     assert html.count('class="alert"') == 2  # at the top and in the diagnostics
     assert "do not act on these numbers" in html and escape(problem) in html
-
-
-def test_classical_slot_only_when_the_result_has_one(fit) -> None:
-    assert classical_blocks(fit)
-
-    class NoClassical:
-        pass
-
-    assert classical_blocks(NoClassical()) == ()
 
 
 def test_mcmc_report_shows_convergence(mcmc_fit) -> None:
@@ -141,7 +134,7 @@ def _damage(directory: Path, case: str) -> None:
         (directory / "posterior.nc").unlink()
     elif case == "different data":
         payload = json.loads((directory / "summary.json").read_text())
-        payload["variants"][0]["successes"] += 1
+        payload["data"]["table"]["successes"][0] += 1
         (directory / "summary.json").write_text(json.dumps(payload))
 
 
@@ -176,7 +169,7 @@ def test_demo_report_walks_through_the_article(tmp_path) -> None:
         "Shrinkage depends on sample size",
         "A&#39;s posterior and the grand rate",
         "Every variant moves",
-        "No correction needed",
+        "Every comparison from one posterior",
         "The prior, in the open",
     ):
         assert heading in html
@@ -184,7 +177,8 @@ def test_demo_report_walks_through_the_article(tmp_path) -> None:
         assert res.cells.fingerprint in html
     segments = demo.segments
     assert "Now let&#39;s get multilevel: Canada and China" in html
-    assert f"{segments.prob_better('Canada'):.1%} chance the treatment improved conversion in Canada" in html
+    p = segments.prob_beats_control(segment="Canada")
+    assert f"{p:.1%} chance the treatment improved conversion in Canada" in html
     assert segments.diagnostics.divergences == 0
     # 4 variants figures; forest, lift shrinkage and chains for Canada/China.
     assert html.count("<img ") == 7

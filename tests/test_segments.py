@@ -14,9 +14,9 @@ from scipy import stats
 from scipy.special import expit
 
 import abpool
-from abpool import inference
+from abpool import sampling
 from abpool.datasets import make_dataframe
-from abpool.inference import compiled_model
+from abpool.sampling import compiled_model
 
 # One worker runs these in order so each model shape is compiled once per test session.
 pytestmark = pytest.mark.xdist_group("segments")
@@ -40,12 +40,12 @@ def test_article_probabilities_without_divergences(seed) -> None:
     diag = res.diagnostics
     assert diag.divergences == 0 and diag.converged, diag.warnings
     # Reference values are long runs of the article's model; the tolerance covers their and our Monte Carlo error.
-    assert abs(res.prob_better("China") - 0.896) < 0.015
-    assert abs(res.prob_better("Canada") - 0.995) < 0.004
-    summary = res.summary().set_index("segment")
-    assert summary.loc["Canada", "trials_control"] == 100
-    assert (summary["control_rate_ci_low"] < summary["control_rate"]).all()
-    assert set(res.population()["mu_b"]) == {"1"}
+    assert abs(res.prob_beats_control(segment="China") - 0.896) < 0.015
+    assert abs(res.prob_beats_control(segment="Canada") - 0.995) < 0.004
+    summary = res.summary().set_index(["segment", "arm"])
+    assert summary.loc[("Canada", "0"), "trials"] == 100 and summary.loc[("Canada", "0"), "is_control"]
+    assert (summary["rate_ci_low"] < summary["rate"]).all()
+    assert set(res.population().dropna(subset=["arm"])["arm"]) == {"1"}
 
 
 def test_unit_rows_and_cells_give_the_same_answer(seed) -> None:
@@ -62,7 +62,7 @@ def test_small_and_huge_cells_fit_without_divergences(n, seed) -> None:
     assert res.diagnostics.divergences == 0 and res.diagnostics.converged, res.diagnostics.warnings
     if n == 10_000_000:
         # With ten million users per cell the rates are the observed ones.
-        np.testing.assert_allclose(res.summary()["treatment_rate"], [0.5, 0.6], atol=2e-4)
+        np.testing.assert_allclose(res.summary()["rate"], [0.3, 0.5, 0.55, 0.6], atol=2e-4)
 
 
 def test_conditioned_form_agrees_with_the_non_centred_form(seed, rng) -> None:
@@ -77,7 +77,7 @@ def test_conditioned_form_agrees_with_the_non_centred_form(seed, rng) -> None:
     for res in fits.values():
         assert res.diagnostics.converged, res.diagnostics.warnings
     for name in ("a", "b", "mu_b", "sigma_b"):
-        means = [res.idata.posterior[name].mean(("chain", "draw")).values for res in fits.values()]
+        means = [res.tree["posterior"][name].mean(("chain", "draw")).values for res in fits.values()]
         errors = [az.mcse(res.idata.posterior[[name]])[name].values for res in fits.values()]
         # 4.5 combined standard errors: a false alarm has probability < 1e-5 per quantity.
         np.testing.assert_array_less(np.abs(means[0] - means[1]), 4.5 * np.hypot(*errors))
@@ -87,14 +87,14 @@ def test_experiments_of_one_shape_share_a_compiled_model_and_keep_their_labels(s
     renamed = article_cells(100).replace({"country": {"Canada": "Peru", "China": "Chad"}})
     renamed["successes"] = renamed["successes"][::-1].to_numpy()
     first = abpool.analyze_segments(article_cells(100), segment="country", arm="treated", control="0", seed=seed)
-    cached = len(inference._compiled)
+    cached = len(sampling._compiled)
     second = abpool.analyze_segments(renamed, segment="country", arm="treated", control="0", seed=seed)
-    assert len(inference._compiled) == cached
-    assert list(second.idata.posterior["segment"].values) == ["Peru", "Chad"]
-    assert first.summary()["observed_control_rate"].tolist() == [0.30, 0.55]
-    assert second.summary()["observed_control_rate"].tolist() == [0.60, 0.50]
+    assert len(sampling._compiled) == cached
+    assert list(second.tree["posterior"]["segment"].values) == ["Peru", "Chad"]
+    controls = [res.summary().query("is_control")["observed_rate"].tolist() for res in (first, second)]
+    assert controls == [[0.30, 0.55], [0.60, 0.50]]
     # Chad's data are Canada's reversed: control 50%, treatment 30%.
-    assert second.prob_better("Chad") < 0.01 < 0.99 < first.prob_better("Canada")
+    assert second.prob_beats_control(segment="Chad") < 0.01 < 0.99 < first.prob_beats_control(segment="Canada")
 
 
 def simulate_segments(rng, segments=30, n=2_000, mu_a=-1.0, sigma_a=0.5, mu_b=0.2, sigma_b=0.3):
@@ -111,13 +111,12 @@ def test_recovery_of_known_parameters(seed, rng) -> None:
     frame, a, b = simulate_segments(rng)
     res = abpool.analyze_segments(frame, segment="segment", control="control", seed=seed, draws=2_000, ci=0.9)
     assert res.diagnostics.converged, res.diagnostics.warnings
-    summary = res.summary()
+    summary = res.summary().query("not is_control")
     true_lift = expit(a + b) - expit(a)
     inside = ((summary["lift_ci_low"] <= true_lift) & (true_lift <= summary["lift_ci_high"])).sum()
     # 90% intervals: fewer than this many hits has probability < 0.001 if they are calibrated.
     assert inside >= stats.binom.ppf(0.001, 30, 0.9)
-    population = res.population()
-    mu = population["mu_b"]["treatment"]
+    mu = res.population().set_index(["quantity", "arm"]).loc[("mu_b", "treatment")]
     assert mu["ci_low"] - 0.1 < 0.2 < mu["ci_high"] + 0.1
 
 
@@ -129,11 +128,12 @@ def test_correlated_agrees_with_independent_when_truth_is_uncorrelated(seed, rng
         frame, segment="segment", control="control", seed=seed, draws=1_000, correlated=True
     )
     assert correlated.diagnostics.divergences == 0
-    a, b = independent.summary(), correlated.summary()
+    a, b = (res.summary().query("not is_control") for res in (independent, correlated))
     sd = (a["lift_ci_high"] - a["lift_ci_low"]) / (2 * 1.96)
     # Same data, nearly the same model: effects agree to a fraction of their posterior sd.
     assert (np.abs(a["lift"] - b["lift"]) < 0.35 * sd).mean() > 0.9
-    corr = correlated.idata.posterior["correlation"].values[..., 0, 1].ravel()
+    corr = correlated.tree["posterior"]["correlation"].values[..., 0, 1].ravel()
+    assert "correlation" in correlated.diagnostics.checked
     assert np.quantile(corr, 0.005) < 0 < np.quantile(corr, 0.995)
 
 
@@ -154,25 +154,18 @@ def test_several_treatment_arms_and_segment_columns(seed, rng) -> None:
     frame = pd.DataFrame(rows)
     res = abpool.analyze_segments(frame, segment=["country", "platform"], control="ctl", seed=seed)
     summary = res.summary()
-    assert len(summary) == 6 * 2
-    assert set(summary["arm"]) == {"t1", "t2"}
+    assert len(summary) == 6 * 3
+    assert list(summary["arm"][:3]) == ["ctl", "t1", "t2"]
     assert "CA / ios" in set(summary["segment"])
-    assert set(res.population()["mu_b"]) == {"t1", "t2"}
+    # Within a segment the arms' P(best) add up to one.
+    assert summary.groupby("segment")["prob_best"].sum().to_numpy() == pytest.approx(np.ones(6))
+    assert set(res.population().dropna(subset=["arm"])["arm"]) == {"t1", "t2"}
     payload = json.loads(res.to_json())
-    for key in ("model", "prior", "seed", "segments", "population", "diagnostics"):
+    for key in ("model", "prior", "settings", "summary", "population", "diagnostics", "segments"):
         assert key in payload
-    for key in (
-        "segment",
-        "arm",
-        "control_rate",
-        "treatment_rate",
-        "lift",
-        "lift_ci_low",
-        "lift_ci_high",
-        "prob_better",
-    ):
-        assert key in payload["segments"][0]
-    assert set(payload["population"]["prob_mu_b_positive"]) == {"t1", "t2"}
+    assert set(payload["summary"][0]) == set(abpool.VOCABULARY) - {"prob_in_rope"}
+    mu_b = [row for row in payload["population"] if row["quantity"] == "mu_b"]
+    assert {row["arm"] for row in mu_b} == {"t1", "t2"} and all(0 <= row["prob_positive"] <= 1 for row in mu_b)
 
 
 def test_compiled_model_is_reused() -> None:
@@ -196,18 +189,20 @@ def test_refit_with_new_data_changes_the_answer(seed) -> None:
     flipped = article_cells(100)
     flipped.loc[flipped["treated"] == "1", "successes"] = [8, 40]
     high = abpool.analyze_segments(flipped, segment="country", arm="treated", control="0", seed=seed)
-    assert low.prob_better("Canada") > 0.99 and high.prob_better("Canada") < 0.01
+    assert low.prob_beats_control(segment="Canada") > 0.99 and high.prob_beats_control(segment="Canada") < 0.01
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"segment": None}, "needs a segment"),
+        ({"segment": None}, "segment must name a segment column"),
         ({"control": "7"}, "control arm '7'"),
-        ({"prior": "wide"}, "unknown prior 'wide'"),
-        ({"prior_scale": -1.0}, "scale must be a positive number"),
-        ({"sampler": "gibbs"}, "unknown sampler"),
+        ({"prior": "wide"}, "prior must be one of article, flat, conservative"),
+        ({"prior_scale": -1.0}, "prior scale must be greater than 0, got -1.0"),
+        ({"sampler": "gibbs"}, "sampler must be one of nutpie, pymc, got 'gibbs'"),
         ({"parameterisation": "sideways"}, "parameterisation must be one of"),
+        ({"rope": 0.0}, "rope must be greater than 0"),
+        ({"correlated": "yes"}, "correlated must be True or False"),
         ({"parameterisation": "centred", "correlated": True}, "correlated model is always non-centred"),
         ({"segment": "region"}, "segment column 'region'"),
     ],
@@ -246,8 +241,9 @@ def test_cli_segments_json_and_analyze_dispatch(tmp_path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
-    assert payload["model"].startswith("segments")
-    assert [row["segment"] for row in payload["segments"]] == ["Canada", "China"]
+    assert payload["model"] == "segments"
+    assert payload["segments"] == ["Canada", "China"]
+    assert [row["segment"] for row in payload["summary"]] == ["Canada", "Canada", "China", "China"]
     assert payload["diagnostics"]["divergences"] == 0
     assert (tmp_path / "run" / "posterior.nc").exists()
 
@@ -284,7 +280,8 @@ def test_cli_segments_unconverged_exits_1(tmp_path) -> None:
     [
         (["--segment", "region"], "segment column 'region'"),
         (["--segment", "country", "--control", "9"], "control arm '9'"),
-        (["--segment", "country", "--prior", "wide"], "unknown prior 'wide'"),
+        (["--segment", "country", "--prior", "wide"], "prior must be one of"),
+        (["--segment", "country", "--rope", "-1"], "rope must be greater than 0"),
     ],
 )
 def test_cli_segments_bad_input(tmp_path, args, message) -> None:
@@ -302,12 +299,13 @@ def test_save_load_report_and_figures(tmp_path, seed) -> None:
     assert {p.name for p in tmp_path.iterdir()} == {"posterior.nc", "summary.json", "report.html"}
     back = abpool.load(tmp_path)
     pd.testing.assert_frame_equal(back.summary(), res.summary())
-    assert back.population() == res.population()
+    pd.testing.assert_frame_equal(back.population(), res.population())
     from abpool.report import render_report
 
     assert render_report(back, rendered_at="t") == render_report(res, rendered_at="t")
     html = (tmp_path / "report.html").read_text()
-    assert f"{res.prob_better('China'):.1%} chance the treatment improved conversion in China" in html
+    p = res.prob_beats_control(segment="China")
+    assert f"{p:.1%} chance the treatment improved conversion in China" in html
     assert res.cells.fingerprint in html and html.count("<img ") == 3
     forest = res.plot_forest()
     assert [len(ax.containers) for ax in forest.axes] == [2, 1]

@@ -12,7 +12,7 @@ import pytest
 import abpool
 from abpool.datasets import article_variants
 from abpool.errors import InvalidArgumentError
-from abpool.results import SUMMARY_COLUMNS
+from abpool.result import VOCABULARY
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def article(seed):
 
 
 def test_article_posterior_means(article) -> None:
-    means = article.summary()["mean"].to_numpy()
+    means = article.summary()["rate_mean"].to_numpy()
     np.testing.assert_allclose(means, [0.3229, 0.4983, 0.5423, 0.5862], atol=0.003)
 
 
@@ -36,79 +36,83 @@ def test_scenario_b_shrinks_a_most_of_the_way_to_the_grand_rate(seed) -> None:
     big = abpool.analyze_variants(article_variants(100), seed=seed).summary().iloc[0]
     small_result = abpool.analyze_variants(article_variants(10), seed=seed)
     small = small_result.summary().iloc[0]
-    grand = small_result.grand_rate
-    moved = (small["mean"] - small["observed_rate"]) / (grand - small["observed_rate"])
+    grand = small_result.grand_rate()
+    moved = (small["rate"] - small["observed_rate"]) / (grand - small["observed_rate"])
     assert moved > 0.6
-    assert small["shrinkage"] > 0.5 > big["shrinkage"]
+    assert small["pooling"] > 0.5 > big["pooling"]
     # With 100 trials A keeps most of its own estimate.
-    assert big["mean"] < 0.34
+    assert big["rate"] < 0.34
 
 
 def test_summary_has_documented_columns_and_consistent_values(article) -> None:
     summary = article.summary()
-    assert set(summary.columns) <= set(SUMMARY_COLUMNS)
+    assert list(summary.columns) == [c for c in VOCABULARY if c in summary.columns]
+    assert set(summary.columns) == set(VOCABULARY) - {"segment", "prob_in_rope"}
     assert summary["prob_best"].sum() == pytest.approx(1.0)
-    assert (summary["ci_low"] < summary["median"]).all() and (summary["median"] < summary["ci_high"]).all()
-    assert np.isnan(summary.loc[0, "lift"])  # A is the control
+    assert (summary["rate_ci_low"] < summary["rate"]).all() and (summary["rate"] < summary["rate_ci_high"]).all()
+    assert np.isnan(summary.loc[0, "lift"]) and summary.loc[0, "is_control"]  # A is the control
     assert (summary["expected_loss"] >= 0).all()
     # The largest rate has the smallest expected loss.
-    assert summary["expected_loss"].idxmin() == summary["mean"].idxmax()
+    assert summary["expected_loss"].idxmin() == summary["rate"].idxmax()
 
 
 def test_control_rope_and_level(seed) -> None:
     res = abpool.analyze_variants(article_variants(), control="C", rope=0.05, ci=0.8, seed=seed)
-    summary = res.summary().set_index("variant")
+    summary = res.summary().set_index("arm")
     assert np.isnan(summary.loc["C", "lift"])
     assert summary.loc["B", "lift"] < 0 < summary.loc["D", "lift"]
     assert 0 < summary.loc["B", "prob_in_rope"] < 1
     wide = abpool.analyze_variants(article_variants(), control="C", ci=0.99, seed=seed).summary()
-    assert (wide["ci_high"] - wide["ci_low"]).min() > (res.summary()["ci_high"] - res.summary()["ci_low"]).max()
+    narrow = res.summary()
+    assert (wide["rate_ci_high"] - wide["rate_ci_low"]).min() > (narrow["rate_ci_high"] - narrow["rate_ci_low"]).max()
+    # The level reaches the population intervals too.
+    wide_population = abpool.analyze_variants(article_variants(), ci=0.99, seed=seed).population()
+    narrow_population = res.population()
+    assert (
+        (wide_population["ci_high"] - wide_population["ci_low"])
+        > (narrow_population["ci_high"] - narrow_population["ci_low"])
+    ).all()
 
 
 def test_same_seed_same_result_and_seed_is_recorded() -> None:
     first = abpool.analyze_variants(article_variants(), seed=11)
     second = abpool.analyze_variants(article_variants(), seed=11)
-    np.testing.assert_array_equal(first.draws, second.draws)
+    np.testing.assert_array_equal(first.rate_draws(), second.rate_draws())
     chosen = abpool.analyze_variants(article_variants())
     again = abpool.analyze_variants(article_variants(), seed=chosen.seed)
-    np.testing.assert_array_equal(chosen.draws, again.draws)
+    np.testing.assert_array_equal(chosen.rate_draws(), again.rate_draws())
 
 
 def test_json_contract(article) -> None:
     payload = json.loads(article.to_json())
-    for key in (
-        "model",
-        "prior",
-        "engine",
-        "seed",
-        "variants",
-        "prob_greater",
-        "prob_best",
-        "expected_loss",
-        "hyperparameters",
-        "diagnostics",
-    ):
+    assert payload["schema_version"] == 1 and payload["model"] == "variants"
+    for key in ("settings", "prior", "data", "summary", "population", "prob_greater", "classical", "diagnostics"):
         assert key in payload
-    first = payload["variants"][0]
-    for key in ("name", "trials", "successes", "observed_rate", "mean", "median", "ci_low", "ci_high"):
-        assert key in first
-    assert set(payload["prob_greater"]["B"]) == {"A", "C", "D"}
-    for name in ("a", "b", "population_mean"):
-        assert set(payload["hyperparameters"][name]) == {"median", "q25", "q75", "q025", "q975"}
+    assert payload["settings"]["engine"] == "exact" and payload["settings"]["seed"] == article.seed
+    first = payload["summary"][0]
+    assert set(first) == set(VOCABULARY) - {"segment", "prob_in_rope"}
+    pairs = {(p["arm_i"], p["arm_j"]) for p in payload["prob_greater"]}
+    assert {("B", "A"), ("B", "C"), ("B", "D")} <= pairs and len(pairs) == 12
+    assert {row["quantity"] for row in payload["population"]} == {"population_mean", "concentration", "a", "b"}
+    assert set(payload["population"][0]) == set(abpool.POPULATION_COLUMNS)
     assert payload["prior"]["name"] == "bda"
     assert payload["diagnostics"]["converged"] is True
+    assert payload["provenance"]["data_fingerprint"] == article.cells.fingerprint
 
 
 def test_inference_data_and_save(article, tmp_path) -> None:
     idata = article.idata
+    assert isinstance(idata, az.InferenceData)
     assert idata.posterior["rate"].shape[-1] == 4
+    for key in ("created_at", "creation_library", "creation_library_version", "inference_library", "seed", "prior"):
+        assert key in idata.attrs
     assert idata.attrs["data_fingerprint"] == article.cells.fingerprint
     out = article.save(tmp_path / "run")
     loaded = az.from_netcdf(out / "posterior.nc")
-    np.testing.assert_allclose(loaded.posterior["rate"].values, article.rates)
+    np.testing.assert_allclose(loaded.posterior["rate"].values.reshape(-1, 4), article.rate_draws())
     assert loaded.attrs["seed"] == article.seed
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["seed"] == article.seed
+    assert summary["settings"]["seed"] == article.seed
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
@@ -125,7 +129,7 @@ def test_unit_rows_and_cells_give_the_same_answer(seed) -> None:
     a = abpool.analyze_variants(cells, seed=seed)
     b = abpool.analyze_variants(units, seed=seed)
     assert a.cells.fingerprint == b.cells.fingerprint
-    np.testing.assert_array_equal(a.draws, b.draws)
+    np.testing.assert_array_equal(a.rate_draws(), b.rate_draws())
 
 
 def test_many_variants(seed) -> None:
@@ -134,12 +138,12 @@ def test_many_variants(seed) -> None:
     y = rng.binomial(n, rng.beta(40, 960, size=n.size))
     res = abpool.analyze_variants(successes=y, trials=n, seed=seed)
     assert res.diagnostics.converged
-    assert res.draws.shape == (4_000, 1_000)
+    assert res.rate_draws().shape == (4_000, 1_000)
     payload = res.to_dict()
-    assert payload["prob_greater"] is None
+    assert payload["prob_greater"] is None and payload["classical"] is None
     assert res.prob_greater(0, 1) + res.prob_greater(1, 0) == pytest.approx(1.0)
     # Partial pooling: estimates spread less than the raw rates.
-    assert res.summary()["mean"].std() < (y / n).std()
+    assert res.summary()["rate"].std() < (y / n).std()
 
 
 def test_lognormal_prior_is_reported(seed) -> None:
@@ -151,13 +155,14 @@ def test_lognormal_prior_is_reported(seed) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"ci": 1.5}, "credible level"),
-        ({"rope": -0.1}, "rope"),
-        ({"engine": "gibbs"}, "unknown engine"),
-        ({"prior": "flat"}, "unknown prior"),
-        ({"draws": 0}, "draws"),
-        ({"seed": -3}, "seed"),
-        ({"control": "Z"}, "control"),
+        ({"ci": 1.5}, "ci must be strictly between 0 and 1"),
+        ({"rope": -0.1}, "rope must be greater than 0"),
+        ({"engine": "gibbs"}, "engine must be one of exact, mcmc, got 'gibbs'"),
+        ({"prior": "flat"}, "prior must be one of bda, lognormal"),
+        ({"draws": 0}, "draws must be an integer of at least 1, got 0"),
+        ({"seed": -3}, "seed must be an integer of at least 0"),
+        ({"control": "Z"}, "control arm 'Z'"),
+        ({"on_unconverged": "shout"}, "on_unconverged must be one of"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, message) -> None:
@@ -176,7 +181,13 @@ def test_analyze_dispatches_to_variants(seed) -> None:
 
 
 def test_edge_mass_marks_the_fit_unconverged(seed) -> None:
-    res = abpool.analyze_variants(article_variants(), prior=abpool.LogNormalPrior(loc=60.0, scale=2.0), seed=seed)
+    prior = abpool.LogNormalPrior(loc=60.0, scale=2.0)
+    with pytest.warns(abpool.ConvergenceWarning, match="did not converge") as caught:
+        res = abpool.analyze_variants(article_variants(), prior=prior, seed=seed)
+    # The warning points at the caller's line, not into abpool.
+    assert caught[0].filename == __file__
     assert not res.diagnostics.converged
     assert "beyond the representable range" in res.diagnostics.warnings[0]
     assert res.to_dict()["diagnostics"]["converged"] is False
+    with pytest.raises(abpool.ConvergenceError, match="beyond the representable range"):
+        abpool.analyze_variants(article_variants(), prior=prior, seed=seed, on_unconverged="raise")

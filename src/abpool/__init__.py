@@ -2,8 +2,10 @@
 
 Each variant's rate is shrunk toward the grand rate as much as its sample size
 deserves (partial pooling), so questions such as "what is the chance B beats
-C?" are answered directly from one posterior, with no multiple-testing
-correction.
+C?" are answered directly from one posterior.
+
+Every model's result follows one contract (:mod:`abpool.result`): the same
+vocabulary, JSON schema, report and decisions.
 
 Examples
 --------
@@ -13,8 +15,9 @@ Examples
 0.3
 """
 
+from abpool import datasets, plots
 from abpool._version import __version__
-from abpool.api import analyze, analyze_segments, analyze_variants
+from abpool.api import analyze
 from abpool.data import Cells, load_cells
 from abpool.errors import (
     AbpoolError,
@@ -23,12 +26,14 @@ from abpool.errors import (
     InvalidArgumentError,
     InvalidDataError,
 )
-from abpool.priors import BDAPrior, LogNormalPrior, SegmentsPrior
-from abpool.results import VariantsResult
-from abpool.segments_result import SegmentsResult
+from abpool.result import POPULATION_COLUMNS, VOCABULARY, Result
+from abpool.segments import SegmentsPrior, SegmentsResult, analyze_segments
 from abpool.store import load
+from abpool.variants import BDAPrior, LogNormalPrior, VariantsResult, analyze_variants
 
 __all__ = [
+    "POPULATION_COLUMNS",
+    "VOCABULARY",
     "AbpoolError",
     "BDAPrior",
     "Cells",
@@ -37,6 +42,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidDataError",
     "LogNormalPrior",
+    "Result",
     "SegmentsPrior",
     "SegmentsResult",
     "VariantsResult",
@@ -44,6 +50,8 @@ __all__ = [
     "analyze",
     "analyze_segments",
     "analyze_variants",
+    "datasets",
     "load",
     "load_cells",
+    "plots",
 ]

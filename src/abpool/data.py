@@ -78,6 +78,8 @@ class Cells:
         Where the data came from (a path or ``"DataFrame"``).
     input_rows : int
         Rows read from the source.
+    outcome_column, trials_column, successes_column : str or None
+        The source's columns read as the outcome (unit rows) or as the counts (cells).
     """
 
     table: pd.DataFrame
@@ -86,6 +88,9 @@ class Cells:
     form: Literal["units", "cells"]
     source: str
     input_rows: int
+    outcome_column: str | None = None
+    trials_column: str | None = None
+    successes_column: str | None = None
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -107,6 +112,9 @@ class Cells:
             "input_rows": self.input_rows,
             "arm_column": self.arm_column,
             "segment_columns": list(self.segment_columns),
+            "outcome_column": self.outcome_column,
+            "trials_column": self.trials_column,
+            "successes_column": self.successes_column,
             "cells": len(self.table),
             "fingerprint": self.fingerprint,
         }
@@ -430,6 +438,7 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
             trials_col = _resolve(columns, None, TRIALS_NAMES, "trials", "--trials", source)
     else:
         trials_col = successes_col = None
+    outcome_col = None
     if trials_col is not None and successes_col is not None:
         form: Literal["units", "cells"] = "cells"
         for col in [arm_col, *segment_cols]:
@@ -474,6 +483,9 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
         form=form,
         source=source,
         input_rows=n_rows,
+        outcome_column=outcome_col,
+        trials_column=trials_col if form == "cells" else None,
+        successes_column=successes_col if form == "cells" else None,
     )
 
 

@@ -21,17 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from abpool import _format as fmt
 from abpool import datasets, plots
 from abpool._version import __version__
-from abpool.api import analyze_segments, analyze_variants
-from abpool.report import format as fmt
-from abpool.report import segments as report_segments
 from abpool.report.blocks import Decisions, Report, Section, Table, Text
 from abpool.report.figures import embed
 from abpool.report.render import write_report
-from abpool.report.variants import classical_blocks, decision_sentences, variants_sections
-from abpool.results import VariantsResult
-from abpool.segments_result import SegmentsResult
+from abpool.report.sections import classical_blocks, result_sections
+from abpool.segments import SegmentsResult, analyze_segments
+from abpool.variants import VariantsResult, analyze_variants
 
 DEFAULT_SEED = 2016
 DEFAULT_OUT = Path("abpool-demo")
@@ -99,14 +97,15 @@ def run_demo(*, seed: int = DEFAULT_SEED, out: str | Path | None = None, with_se
 
 def _row(result: VariantsResult, name: str) -> dict:
     summary = result.summary()
-    return summary[summary["variant"] == name].iloc[0].to_dict()
+    return summary[summary["arm"] == name].iloc[0].to_dict()
 
 
 def _intro(demo: Demo) -> Section:
     first, second = demo.scenarios.values()
     rows = []
     for label, res in demo.scenarios.items():
-        for name, n, y in zip(res.names, res.trials, res.successes, strict=True):
+        trials, successes = res.counts()
+        for name, n, y in zip(res.arms, trials, successes, strict=True):
             rows.append((label, name, f"{n:,}", f"{y:,}", fmt.rate(y / n)))
     return Section(
         "question",
@@ -121,8 +120,8 @@ def _intro(demo: Demo) -> Section:
             ),
             Text(
                 "Two scenarios show how much sample size matters: in the first every variant has 100 trials; in "
-                f"the second A has only 10. Grand rates: {fmt.rate(first.grand_rate)} and "
-                f"{fmt.rate(second.grand_rate)}."
+                f"the second A has only 10. Grand rates: {fmt.rate(first.grand_rate())} and "
+                f"{fmt.rate(second.grand_rate())}."
             ),
             Table(
                 "The data",
@@ -139,9 +138,9 @@ def _shrinkage(demo: Demo) -> Section:
     a1, a2 = _row(first, "A"), _row(second, "A")
     text = (
         f"With {a1['trials']} trials, A's estimate moves from its observed {fmt.rate(a1['observed_rate'])} to "
-        f"{fmt.rate(a1['mean'])} (shrinkage {a1['shrinkage']:.2f}): A mostly speaks for itself. With "
-        f"{a2['trials']} trials it moves from {fmt.rate(a2['observed_rate'])} to {fmt.rate(a2['mean'])} "
-        f"(shrinkage {a2['shrinkage']:.2f}), most of the way to the grand rate {fmt.rate(second.grand_rate)}: "
+        f"{fmt.rate(a1['rate'])} (pooling {fmt.fraction(a1['pooling'])}): A mostly speaks for itself. With "
+        f"{a2['trials']} trials it moves from {fmt.rate(a2['observed_rate'])} to {fmt.rate(a2['rate'])} "
+        f"(pooling {fmt.fraction(a2['pooling'])}), most of the way to the grand rate {fmt.rate(second.grand_rate())}: "
         "there is only so much to learn from 10 trials, so the model leans on the other variants."
     )
     return Section(
@@ -153,7 +152,7 @@ def _shrinkage(demo: Demo) -> Section:
                 plots.plot_shrinkage(demo.scenarios),
                 "Observed rate → pooled estimate, both scenarios",
                 "shrinkage plot of both scenarios",
-                "Hollow: observed rate; filled: posterior mean; arrows: the pull toward the grand rate (dashed). "
+                "Hollow: observed rate; filled: posterior median; arrows: the pull toward the grand rate (dashed). "
                 "Marker area grows with trials.",
             ),
         ),
@@ -164,11 +163,11 @@ def _posterior(demo: Demo) -> Section:
     first, second = demo.scenarios.values()
     a1, a2 = _row(first, "A"), _row(second, "A")
     text = (
-        f"With 100 trials, A's posterior is centred at {fmt.rate(a1['mean'])}, a little above its observed 0.300 "
-        f"and far from the grand rate {fmt.rate(first.grand_rate)}. With 10 trials its mean is "
-        f"{fmt.rate(a2['mean'])}, against a grand rate of {fmt.rate(second.grand_rate)}, and its "
-        f"{first.ci:.0%} interval widens from {fmt.interval(a1['ci_low'], a1['ci_high'])} to "
-        f"{fmt.interval(a2['ci_low'], a2['ci_high'])}: most of what was specific to A has been shrunk away."
+        f"With 100 trials, A's posterior is centred at {fmt.rate(a1['rate'])}, a little above its observed 0.300 "
+        f"and far from the grand rate {fmt.rate(first.grand_rate())}. With 10 trials its median is "
+        f"{fmt.rate(a2['rate'])}, against a grand rate of {fmt.rate(second.grand_rate())}, and its "
+        f"{first.ci:.0%} interval widens from {fmt.interval(a1['rate_ci_low'], a1['rate_ci_high'])} to "
+        f"{fmt.interval(a2['rate_ci_low'], a2['rate_ci_high'])}: most of what was specific to A has been shrunk away."
     )
     return Section(
         "posterior",
@@ -187,9 +186,9 @@ def _posterior(demo: Demo) -> Section:
 
 def _boxplots(demo: Demo) -> Section:
     (l1, first), (l2, _) = demo.scenarios.items()
-    others = [name for name in first.names if name != "A"]
+    others = [name for name in first.arms if name != "A"]
     widths = {
-        label: [_row(res, n)["ci_high"] - _row(res, n)["ci_low"] for n in others]
+        label: [_row(res, n)["rate_ci_high"] - _row(res, n)["rate_ci_low"] for n in others]
         for label, res in demo.scenarios.items()
     }
     listed = ", ".join(f"{n}: {w1:.3f} vs {w2:.3f}" for n, w1, w2 in zip(others, widths[l1], widths[l2], strict=True))
@@ -224,10 +223,10 @@ def _comparisons(demo: Demo) -> Section:
     label, first = next(iter(demo.scenarios.items()))
     blocks = [
         Text(
-            f"Because all rates come from one joint posterior ({label}), any comparison is a direct probability, "
-            "with no correction however many are made:"
+            f"Because all rates come from one joint posterior ({label}), any comparison is a direct probability "
+            "of the same model:"
         ),
-        Decisions(decision_sentences(first)),
+        Decisions(tuple(first.sentences())),
         embed(
             plots.plot_prob_greater(first),
             f"P(row beats column), {label}",
@@ -236,7 +235,7 @@ def _comparisons(demo: Demo) -> Section:
         ),
         *classical_blocks(first),
     ]
-    return Section("comparisons", "No correction needed", tuple(blocks))
+    return Section("comparisons", "Every comparison from one posterior", tuple(blocks))
 
 
 def _priors(demo: Demo) -> Section:
@@ -248,7 +247,7 @@ def _priors(demo: Demo) -> Section:
         rows.append(
             (
                 str(res.prior),
-                fmt.rate(a["mean"]),
+                fmt.rate(a["rate"]),
                 fmt.pct(d["prob_best"]),
                 fmt.pct(res.prob_greater("C", "B")),
                 fmt.pct(res.prob_greater("D", "B")),
@@ -266,7 +265,7 @@ def _priors(demo: Demo) -> Section:
             ),
             Table(
                 f"The same data ({label}) under two priors",
-                ("prior", "mean of A", "P(D best)", "P(C > B)", "P(D > B)"),
+                ("prior", "rate of A (median)", "P(D best)", "P(C > B)", "P(D > B)"),
                 tuple(rows),
                 (False, True, True, True, True),
             ),
@@ -279,32 +278,34 @@ def segments_sections(demo: Demo) -> tuple[Section, ...]:
     result = demo.segments
     if result is None:
         return ()
-    summary = result.summary().set_index("segment")
-    canada, china = summary.loc["Canada"], summary.loc["China"]
+    summary = result.summary()
+    treated = summary[~summary["is_control"]].set_index("segment")
+    control = summary[summary["is_control"]].set_index("segment")
+    canada, china = treated.loc["Canada"], treated.loc["China"]
     intro = Section(
         "multilevel",
         "Now let's get multilevel: Canada and China",
         (
             Text(
                 "The article's second experiment has users from two countries. Canada converts at "
-                f"{fmt.rate(canada.observed_control_rate)} without the feature and "
-                f"{fmt.rate(canada.observed_treatment_rate)} with it; China at "
-                f"{fmt.rate(china.observed_control_rate)} and {fmt.rate(china.observed_treatment_rate)}, "
-                f"{canada.trials_control:,} users per cell. Separate regressions per country would bring back the "
+                f"{fmt.rate(control.loc['Canada', 'observed_rate'])} without the feature and "
+                f"{fmt.rate(canada.observed_rate)} with it; China at "
+                f"{fmt.rate(control.loc['China', 'observed_rate'])} and {fmt.rate(china.observed_rate)}, "
+                f"{int(canada.trials):,} users per cell. Separate regressions per country would bring back the "
                 "multiple-testing problem; one pooled regression would hide the countries. The varying-intercept, "
                 "varying-slope model sits between: each country has its own control rate and treatment effect, "
                 "and both are drawn from common Normal distributions."
             ),
-            Decisions(report_segments.decision_sentences(result)),
+            Decisions(tuple(result.sentences())),
             Text(
                 f"The article printed 87.3% for China from a short run of the centred model, which diverges on this "
                 f"data; this fit ({result.diagnostics.chains} chains × {result.diagnostics.draws:,} draws, "
                 f"{result.diagnostics.divergences} divergences, {result.parameterisation} parameterisation) gives "
-                f"{fmt.pct(china.prob_better)}."
+                f"{fmt.pct(china.prob_beats_control)}."
             ),
         ),
     )
-    return (intro, *report_segments.segments_sections(result, prefix="seg-", heading="Canada and China")[2:])
+    return (intro, *result_sections(result, prefix="seg-", heading="Canada and China")[2:])
 
 
 def demo_report(demo: Demo) -> Report:
@@ -320,7 +321,7 @@ def demo_report(demo: Demo) -> Report:
     for k, (label, res) in enumerate(demo.scenarios.items(), start=1):
         parts = details[min(k, len(details)) - 1]
         heading = f"Scenario {k} ({label})"
-        sections.extend(variants_sections(res, prefix=f"s{k}-", heading=heading, figures=False, parts=parts))
+        sections.extend(result_sections(res, prefix=f"s{k}-", heading=heading, figures=False, parts=parts))
     provenance = [
         ("abpool version", __version__),
         ("seed", str(seed)),

@@ -1,10 +1,9 @@
-"""Reading saved results back: :func:`load` rebuilds a result from ``posterior.nc`` + ``summary.json``.
+"""Saving and loading results: ``posterior.nc`` (the draws) + ``summary.json`` (everything else).
 
-:meth:`VariantsResult.save` writes the draws (netCDF) and everything else
-(JSON: data description, settings, prior, diagnostics, exact-engine posterior
-means). Loading needs no refit and gives back a result whose summaries,
-probabilities and report equal the original's. Which model a directory holds
-is read from ``summary.json``'s ``model`` key; each model registers a loader.
+Which model a directory holds is read from ``summary.json``'s ``model`` key and
+looked up in the registry of :mod:`abpool.result`; the model's
+``from_saved`` rebuilds the result, with no refit. A saved result gives back
+the same summaries, probabilities and report as the original.
 
 Examples
 --------
@@ -18,203 +17,77 @@ Examples
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from abpool.errors import InvalidDataError
-from abpool.results import MODEL_NAME as VARIANTS_MODEL
-from abpool.segments_result import MODEL_NAME as SEGMENTS_MODEL
+from abpool.io import atomic_write, write_json
+from abpool.result import SCHEMA_VERSION, Result, registered_models
+from abpool.result import model_entry as _model_entry
 
-Loader = Callable[[dict[str, Any], Any, Path], Any]
+DRAWS_FILE = "posterior.nc"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
 
 
-def save_result(result: Any, directory: str | Path, *, report: bool = True) -> Path:
+def save_result(result: Result, directory: str | Path, *, report: bool = True) -> Path:
     """Write a result's ``posterior.nc`` (draws), ``summary.json`` and ``report.html``, each atomically.
 
-    Any result with ``idata`` and ``to_dict()`` can be saved; :func:`load`
-    reads the directory back. Returns the directory.
+    Returns the directory; :func:`load` reads it back.
     """
-    from abpool.io import atomic_write, write_json
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write(directory / "posterior.nc", lambda p: result.idata.to_netcdf(str(p), engine="h5netcdf"))
-    write_json(directory / "summary.json", result.to_dict())
+    atomic_write(directory / DRAWS_FILE, lambda p: result.tree.to_netcdf(str(p), engine="h5netcdf"))
+    write_json(directory / SUMMARY_FILE, result.to_dict())
     if report:
         from abpool.report import write_report
 
-        write_report(directory / "report.html", result)
+        write_report(directory / REPORT_FILE, result)
     return directory
 
 
 def _read_summary(directory: Path) -> dict[str, Any]:
-    path = directory / "summary.json"
+    path = directory / SUMMARY_FILE
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidDataError(
-            f"no saved result in '{directory}': summary.json is missing; write one with: abpool variants DATA --out DIR"
+            f"no saved result in '{directory}': {SUMMARY_FILE} is missing; "
+            "write one with: abpool variants DATA --out DIR"
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidDataError(f"'{path}' is not a readable abpool summary ({exc}); save the result again") from None
     if not isinstance(payload, dict) or "model" not in payload:
         raise InvalidDataError(f"'{path}' is not an abpool summary (no 'model' key); save the result again")
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise InvalidDataError(
+            f"'{path}' was written with result schema {version or 0}, and this abpool reads schema "
+            f"{SCHEMA_VERSION}; fit and save the result again"
+        )
     return payload
 
 
-def _read_posterior(directory: Path) -> Any:
-    import arviz as az
+def _read_draws(directory: Path) -> Any:
+    import xarray as xr
 
-    path = directory / "posterior.nc"
+    path = directory / DRAWS_FILE
     if not path.is_file():
         raise InvalidDataError(
-            f"no saved draws in '{directory}': posterior.nc is missing; write them with: abpool variants DATA --out DIR"
+            f"no saved draws in '{directory}': {DRAWS_FILE} is missing; write them with: abpool variants DATA --out DIR"
         )
     try:
-        idata = az.from_netcdf(str(path), engine="h5netcdf")
-        idata.posterior.load()
+        with xr.open_datatree(str(path), engine="h5netcdf") as opened:
+            tree = opened.load()
     except Exception as exc:  # netCDF/HDF5 readers raise many unrelated types for a damaged file
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InvalidDataError(f"cannot read '{path}' ({first_line}); save the result again") from None
-    return idata
+    if "posterior" not in tree.children:
+        raise InvalidDataError(f"'{path}' holds no posterior draws; save the result again")
+    return tree
 
 
-def _field(payload: dict[str, Any], *keys: str) -> Any:
-    value: Any = payload
-    for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            raise InvalidDataError(f"summary.json lacks '{'.'.join(keys)}'; save the result again")
-        value = value[key]
-    return value
-
-
-def _cells(table: pd.DataFrame, data: dict[str, Any]) -> Any:
-    """Rebuild the analysed :class:`~abpool.data.Cells` from a saved table and its description."""
-    from abpool.data import Cells
-
-    return Cells(
-        table=table,
-        segment_columns=tuple(data["segment_columns"]),
-        arm_column=str(data["arm_column"]),
-        form=data["form"],
-        source=str(data["source"]),
-        input_rows=int(data["input_rows"]),
-    )
-
-
-def _check_fingerprints(cells: Any, data: dict[str, Any], idata: Any, directory: Path) -> None:
-    """Refuse a directory whose draws, summary and cells do not come from the same data."""
-    saved = data.get("fingerprint")
-    # Provenance lives on the InferenceData itself (to_inference_data's attrs), not on its groups.
-    drawn = getattr(idata, "attrs", {}).get("data_fingerprint")
-    if cells.fingerprint != saved or drawn != saved:
-        raise InvalidDataError(
-            f"posterior.nc and summary.json in '{directory}' come from different data (fingerprints differ); "
-            "save the result again"
-        )
-
-
-def _load_variants(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
-    from abpool.inference import Diagnostics
-    from abpool.priors import VARIANTS_PRIORS
-    from abpool.results import VariantsResult
-
-    variants = _field(payload, "variants")
-    data = _field(payload, "data")
-    try:
-        table = pd.DataFrame(
-            {
-                "arm": pd.Series([str(v["name"]) for v in variants], dtype="str"),
-                "trials": np.array([v["trials"] for v in variants], dtype=np.int64),
-                "successes": np.array([v["successes"] for v in variants], dtype=np.int64),
-            }
-        )
-        cells = _cells(table, data)
-        prior_info = _field(payload, "prior")
-        prior = VARIANTS_PRIORS[prior_info["name"]](**_field(payload, "prior", "parameters"))
-        diagnostics = Diagnostics(**_field(payload, "diagnostics"))
-        posterior = idata.posterior
-        rates = posterior["rate"].transpose("chain", "draw", "variant").to_numpy()
-        a, b = posterior["a"].to_numpy(), posterior["b"].to_numpy()
-        names = [str(n) for n in posterior["rate"].coords["variant"].to_numpy()]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidDataError(f"the result in '{directory}' is incomplete ({exc!r}); save it again") from None
-    if names != list(table["arm"]):
-        raise InvalidDataError(
-            f"posterior.nc and summary.json in '{directory}' describe different variants; save the result again"
-        )
-    _check_fingerprints(cells, data, idata, directory)
-    return VariantsResult(
-        cells=cells,
-        prior=prior,
-        engine=str(_field(payload, "engine")),
-        seed=int(_field(payload, "seed")),
-        rates=rates,
-        a=a,
-        b=b,
-        posterior_mean=np.array([v["mean"] for v in variants], dtype=float),
-        shrinkage=np.array([v["shrinkage"] for v in variants], dtype=float),
-        diagnostics=diagnostics,
-        ci=float(_field(payload, "ci")),
-        control=str(_field(payload, "control")),
-        rope=payload.get("rope"),
-        created=str(_field(payload, "created")),
-    )
-
-
-def _load_segments(payload: dict[str, Any], idata: Any, directory: Path) -> Any:
-    from abpool.inference import Diagnostics
-    from abpool.models.segments import FORMS, layout_from_cells
-    from abpool.priors import SegmentsPrior
-    from abpool.segments_result import SegmentsResult
-
-    data = _field(payload, "data")
-    try:
-        table = pd.DataFrame(_field(payload, "data", "table"))
-        for column in [*data["segment_columns"], "arm"]:
-            table[column] = table[column].astype(str)
-        table["trials"] = table["trials"].astype(np.int64)
-        table["successes"] = table["successes"].astype(np.int64)
-        cells = _cells(table, data)
-        prior_info = _field(payload, "prior")
-        prior = SegmentsPrior(name=prior_info["name"], **_field(payload, "prior", "parameters"))
-        layout = layout_from_cells(cells, str(_field(payload, "control")))
-        parameterisation = _field(payload, "parameterisation")
-        if parameterisation not in FORMS:
-            raise ValueError(f"unknown parameterisation {parameterisation!r}")
-        diagnostics = Diagnostics(**_field(payload, "diagnostics"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidDataError(f"the result in '{directory}' is incomplete ({exc!r}); save it again") from None
-    _check_fingerprints(cells, data, idata, directory)
-    return SegmentsResult(
-        cells=cells,
-        layout=layout,
-        prior=prior,
-        correlated=bool(_field(payload, "correlated")),
-        parameterisation=parameterisation,
-        sampler=str(_field(payload, "sampler")),
-        seed=int(_field(payload, "seed")),
-        idata=idata,
-        diagnostics=diagnostics,
-        ci=float(_field(payload, "ci")),
-        created=str(_field(payload, "created")),
-    )
-
-
-# Keyed by summary.json's "model"; another model adds its loader with register_loader.
-LOADERS: dict[str, Loader] = {VARIANTS_MODEL: _load_variants, SEGMENTS_MODEL: _load_segments}
-
-
-def register_loader(model: str, loader: Loader) -> None:
-    """Let :func:`load` read directories whose ``summary.json`` has ``"model": model``."""
-    LOADERS[model] = loader
-
-
-def load(directory: str | Path) -> Any:
+def load(directory: str | Path) -> Result:
     """Rebuild a saved result from ``directory`` (``posterior.nc`` + ``summary.json``), without refitting.
 
     Parameters
@@ -224,22 +97,24 @@ def load(directory: str | Path) -> Any:
 
     Returns
     -------
-    VariantsResult
-        Equal to the saved result in every summary, probability and figure.
+    Result
+        Of the model that was saved, equal to the original in every summary, probability and figure.
 
     Raises
     ------
     InvalidDataError
         The directory is missing, incomplete, damaged, or holds a model this version cannot read.
     """
+    if not isinstance(directory, str | Path):
+        raise InvalidDataError(f"directory must be a path to a saved result, got {directory!r}")
     directory = Path(directory)
     if not directory.is_dir():
         raise InvalidDataError(f"no such directory: '{directory}'; pass the --out directory of an earlier run")
     payload = _read_summary(directory)
     model = payload["model"]
-    if model not in LOADERS:
+    if model not in registered_models():
         raise InvalidDataError(
             f"'{directory}' holds a {model!r} result, which this version cannot load; "
-            f"it loads: {', '.join(sorted(LOADERS))}"
+            f"it loads: {', '.join(registered_models())}"
         )
-    return LOADERS[model](payload, _read_posterior(directory), directory)
+    return _model_entry(model).result_type.from_saved(payload, _read_draws(directory))

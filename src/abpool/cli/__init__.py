@@ -6,12 +6,13 @@ Each command lives in a module of this package and registers itself on
 Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
 """
 
-from abpool.cli import (
-    demo,  # noqa: F401  (registers demo)
-    report,  # noqa: F401  (registers report)
-    segments,  # noqa: F401  (registers segments)
-    simulate,  # noqa: F401  (registers simulate)
-    variants,  # noqa: F401  (registers variants, analyze)
+from abpool.cli import (  # noqa: F401  (each module registers its command)
+    analyze,
+    demo,
+    report,
+    segments,
+    simulate,
+    variants,
 )
 from abpool.cli._app import app, run
 

@@ -1,13 +1,12 @@
-"""The Typer application, consoles, shared options and error handling of the CLI.
+"""The Typer application, consoles, shared options, and the one path every analysis takes to the user.
 
 Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -41,36 +40,65 @@ OutcomeOpt = Annotated[str | None, typer.Option("--outcome", help="0/1 outcome c
 TrialsOpt = Annotated[str | None, typer.Option("--trials", help="Trials column of aggregated cells.")]
 SuccessesOpt = Annotated[str | None, typer.Option("--successes", help="Successes column of aggregated cells.")]
 ControlOpt = Annotated[str | None, typer.Option("--control", help="Control arm [default: the first arm].")]
-PriorOpt = Annotated[str, typer.Option("--prior", help="Hyperprior: bda (the article's) or lognormal (proper).")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="exact (quadrature) or mcmc (PyMC NUTS).")]
-DrawsOpt = Annotated[int | None, typer.Option("--draws", help="Exact: total draws; mcmc: draws per chain.")]
-ChainsOpt = Annotated[int, typer.Option("--chains", help="MCMC chains (run in parallel).")]
-CiOpt = Annotated[float, typer.Option("--ci", help="Credible level of intervals.")]
+SegmentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--segment", help="Segment column; repeat it to combine columns (e.g. country × platform)."),
+]
+CiOpt = Annotated[float, typer.Option("--ci", help="Credible level of every interval.")]
 RopeOpt = Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift, e.g. 0.01.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: random, and reported].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc, summary.json and report.html.")]
+AllowOpt = Annotated[bool, typer.Option("--allow-unconverged", help="Exit 0 even if the fit did not converge.")]
+ClassicalOpt = Annotated[
+    bool, typer.Option("--classical", help="Also print two-proportion tests with Bonferroni/Holm/BH-adjusted p-values.")
+]
 
 
 def fail(exc: AbpoolError) -> NoReturn:
     """Print ``exc`` as one line on stderr and exit 2 (bad input) or 1 (did not converge)."""
-    message = str(exc).strip().replace("\n", " ")
+    message = " ".join(str(exc).split())
     print(f"abpool: error: {message}", file=sys.stderr)
     raise typer.Exit(code=1 if isinstance(exc, ConvergenceError) else 2)
 
 
-def emit(result: Any, render: Callable[[], None], *, as_json: bool, out: Path | None, allow_unconverged: bool) -> None:
-    """Print a result (JSON, or tables via ``render``), name what ``--out`` saved, and refuse an unconverged fit.
+def analyse_and_emit(
+    model: str,
+    data: Path,
+    options: dict[str, Any],
+    *,
+    as_json: bool,
+    out: Path | None,
+    allow_unconverged: bool,
+    classical: bool,
+) -> None:
+    """Fit ``model`` (through the registry) with keyword ``options``, then print, save and judge it.
 
     An unconverged fit is still printed, with its diagnostics, then the command
     exits 1 with a one-line reason unless ``--allow-unconverged`` was given.
     """
+    from abpool.cli._render import render_result
+    from abpool.result import model_entry
+
+    spinner = (
+        stderr.status(f"Fitting the {model} model…") if stderr.is_terminal and not as_json else contextlib.nullcontext()
+    )
+    try:
+        with spinner:
+            # The CLI judges convergence itself, in one line, after printing the diagnostics.
+            result = model_entry(model).fit(data, **options, on_unconverged="ignore")
+        if out is not None:
+            result.save(out)
+    except AbpoolError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(AbpoolError(f"cannot write to '{out}' ({exc.strerror or exc}); choose another --out"))
     if as_json:
         print(result.to_json())
     else:
-        render()
+        render_result(result, stdout, classical=classical)
         if out is not None:
-            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}")
+            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}", markup=False)
     if not result.diagnostics.converged and not allow_unconverged:
         print(
             "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "
@@ -80,10 +108,9 @@ def emit(result: Any, render: Callable[[], None], *, as_json: bool, out: Path | 
         raise typer.Exit(code=1)
 
 
-def quiet_samplers() -> None:
-    """Silence samplers' log chatter; diagnostics are reported by abpool itself."""
-    for name in ("pymc", "pymc.sampling", "pytensor"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+def given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (those not left at ``None``)."""
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _version_callback(value: bool) -> None:

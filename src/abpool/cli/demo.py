@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from abpool.cli._app import JsonOpt, SeedOpt, app, fail, quiet_samplers, stdout
-from abpool.cli.segments import render_segments
-from abpool.cli.variants import render_variants
+from abpool import _format as fmt
+from abpool.cli._app import JsonOpt, SeedOpt, app, fail, stdout
+from abpool.cli._render import render_result
 from abpool.demo import DEFAULT_OUT, DEFAULT_SEED, run_demo
 from abpool.errors import AbpoolError
 
@@ -27,7 +27,6 @@ def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: J
 
     Example: abpool demo --out demo-report
     """
-    quiet_samplers()
     try:
         result = run_demo(seed=seed, out=out)
     except AbpoolError as exc:
@@ -41,18 +40,18 @@ def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: J
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return
     for label, res in result.scenarios.items():
-        render_variants(res, stdout, title=f"Scenario: {label}")
+        render_result(res, stdout, title=f"Scenario: {label}")
         stdout.print()
     first, second = result.scenarios.values()
     a1, a2 = first.summary().iloc[0], second.summary().iloc[0]
     stdout.print(
-        f"[bold]Shrinkage of A[/bold]: observed {a1.observed_rate:.2f} → posterior mean {a1['mean']:.3f} with "
-        f"{a1.trials} trials (shrinkage {a1.shrinkage:.2f}); observed {a2.observed_rate:.2f} → {a2['mean']:.3f} "
-        f"with {a2.trials} trials (shrinkage {a2.shrinkage:.2f}). Grand rates: {first.grand_rate:.3f} and "
-        f"{second.grand_rate:.3f}."
+        f"Shrinkage of A: observed {fmt.rate(a1.observed_rate)} → posterior median {fmt.rate(a1.rate)} with "
+        f"{a1.trials} trials (pooling {fmt.fraction(a1.pooling)}); observed {fmt.rate(a2.observed_rate)} → "
+        f"{fmt.rate(a2.rate)} with {a2.trials} trials (pooling {fmt.fraction(a2.pooling)}). Grand rates: "
+        f"{fmt.rate(first.grand_rate())} and {fmt.rate(second.grand_rate())}.",
+        markup=False,
     )
     if result.segments is not None:
         stdout.print()
-        stdout.print("[bold]Canada and China[/bold] (varying-intercept, varying-slope model)")
-        render_segments(result.segments, stdout)
-    stdout.print(f"report: {result.path}")
+        render_result(result.segments, stdout, title="Canada and China (varying-intercept, varying-slope model)")
+    stdout.print(f"report: {result.path}", markup=False)

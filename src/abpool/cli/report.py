@@ -33,4 +33,4 @@ def report(directory: ResultDir, html: HtmlOpt = None) -> None:
         fail(exc)
     except OSError as exc:
         fail(AbpoolError(f"cannot write '{target}' ({exc.strerror or exc}); check the path"))
-    stdout.print(f"report: {target}")
+    stdout.print(f"report: {target}", markup=False)

@@ -7,7 +7,6 @@ Two forms: ``--arms`` (A/B/n tests, the variants model) and ``--segments``
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +16,10 @@ from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from abpool._validation import check_int, check_seed
+from abpool.calibration.output import truth_text
 from abpool.cli._app import JsonOpt, app, fail, stderr, stdout
 from abpool.errors import AbpoolError, InvalidArgumentError
-from abpool.simulate_output import truth_text
 
 
 def _split(values: list[str] | None, default: list[str], name: str, convert: type) -> list:
@@ -135,16 +135,20 @@ def simulate(
 
     Example: abpool simulate --segments 8 --trials 1000 --base-rate 0.1 --effect-spread 0.2 --experiments 200 --seed 1
     """
-    from abpool.simulate import RuleSettings, SegmentsDesign, VariantsDesign, available_workers, run_studies
-    from abpool.simulate_output import study_payload, write_outputs
+    from abpool.calibration import (
+        RuleSettings,
+        SegmentsDesign,
+        VariantsDesign,
+        run_studies,
+        study_payload,
+        write_outputs,
+    )
+    from abpool.calibration.study import available_workers
 
     try:
         thresholds = _split(threshold, ["0.95"], "threshold", float)
-        seed = secrets.randbits(31) if seed is None else seed
-        if seed < 0:
-            raise InvalidArgumentError(f"seed must be a non-negative integer, got {seed!r}")
-        if experiments < 1:
-            raise InvalidArgumentError(f"experiments must be an integer of at least 1, got {experiments!r}")
+        seed = check_seed(seed)
+        check_int(experiments, "experiments", minimum=1)
         designs: list[VariantsDesign] | list[SegmentsDesign]
         if segments is not None:
             given = {"--arms": arms, "--effect-arms": effect_arms, "--workers": workers}
@@ -193,8 +197,7 @@ def simulate(
             draws=draws,
             model=designs[0].kind,
         )
-        if n_workers < 1:
-            raise InvalidArgumentError(f"workers must be an integer of at least 1, got {n_workers!r}")
+        check_int(n_workers, "workers", minimum=1)
         if out is not None:
             # Checked before the study runs, so a bad --out does not waste minutes of simulation.
             try:

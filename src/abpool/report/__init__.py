@@ -8,7 +8,7 @@ result's summaries, probabilities and diagnostics.
 """
 
 from abpool.report.blocks import Alert, Decisions, Facts, Figure, Report, Section, Table, Text
-from abpool.report.render import build_report, register_builder, render_fragment, render_report, write_report
+from abpool.report.render import build_report, render_fragment, render_report, write_report
 
 __all__ = [
     "Alert",
@@ -20,7 +20,6 @@ __all__ = [
     "Table",
     "Text",
     "build_report",
-    "register_builder",
     "render_fragment",
     "render_report",
     "write_report",

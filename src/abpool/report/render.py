@@ -1,8 +1,8 @@
 """Rendering reports to HTML with Jinja2 (the only module that imports a template engine).
 
-Each result type has a *builder* that turns it into a :class:`~abpool.report.blocks.Report`;
-the template lays out any report, so adding a result type means registering a
-builder (see :func:`register_builder`), not writing a template.
+Any result is turned into a :class:`~abpool.report.blocks.Report` through the
+result contract (:mod:`abpool.report.sections`); the template lays out any
+report, so a new model needs neither a builder nor a template.
 
 Examples
 --------
@@ -16,7 +16,6 @@ Examples
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -26,40 +25,17 @@ from abpool.errors import InvalidArgumentError
 from abpool.io import atomic_write
 from abpool.report.blocks import Report
 
-Builder = Callable[..., Report]
-
-
-def _variants_builder(result: Any, *, figures: bool = True) -> Report:
-    from abpool.report.variants import variants_report
-
-    return variants_report(result, figures=figures)
-
-
-def _segments_builder(result: Any, *, figures: bool = True) -> Report:
-    from abpool.report.segments import segments_report
-
-    return segments_report(result, figures=figures)
-
-
-# Keyed by class name so that registering a result type never imports its module here.
-BUILDERS: dict[str, Builder] = {"VariantsResult": _variants_builder, "SegmentsResult": _segments_builder}
-
-
-def register_builder(type_name: str, builder: Builder) -> None:
-    """Make results whose class is named ``type_name`` renderable by ``builder(result, figures=...)``."""
-    BUILDERS[type_name] = builder
-
 
 def build_report(result: Any, *, figures: bool = True) -> Report:
-    """The :class:`Report` of any registered result type."""
+    """The :class:`Report` of any result (a :class:`~abpool.report.blocks.Report` passes through)."""
+    from abpool.report.sections import result_report
+    from abpool.result import Result
+
     if isinstance(result, Report):
         return result
-    name = type(result).__name__
-    if name not in BUILDERS:
-        raise InvalidArgumentError(
-            f"cannot render a report of a {name}; renderable results: {', '.join(sorted(BUILDERS))}"
-        )
-    return BUILDERS[name](result, figures=figures)
+    if not isinstance(result, Result):
+        raise InvalidArgumentError(f"result must be an abpool result or a Report, got a {type(result).__name__}")
+    return result_report(result, figures=figures)
 
 
 @cache
@@ -88,7 +64,7 @@ def render_report(result: Any, *, rendered_at: str | None = None) -> str:
 
     Parameters
     ----------
-    result : VariantsResult, any registered result type, or Report
+    result : Result or Report
     rendered_at : str, optional
         Timestamp printed as the rendering time (default: now, UTC).
     """

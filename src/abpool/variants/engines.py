@@ -3,7 +3,7 @@
 ``y_j ~ Binomial(n_j, theta_j)``, ``theta_j ~ Beta(a, b)``, ``(a, b) ~ prior``.
 
 * :func:`exact_draws` — the default engine: quadrature over the hyperparameters
-  (:mod:`abpool.models.grid`), then conjugate ``Beta`` draws of every rate.
+  (:mod:`abpool.variants.grid`), then conjugate ``Beta`` draws of every rate.
 * :func:`build_pymc_model` — the same model for PyMC's NUTS (the cross-check).
   The rates are integrated out (a Beta-Binomial likelihood) so NUTS explores
   only ``(log(a/b), log(a+b))``: the centred model's funnel, which produces
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from abpool.models.grid import GridPosterior, check_propriety, fit_grid
-from abpool.priors import VariantsPrior
+from abpool.variants.grid import GridPosterior, check_propriety, fit_grid
+from abpool.variants.priors import VariantsPrior
 
 
 @dataclass(frozen=True)

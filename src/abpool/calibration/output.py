@@ -1,8 +1,8 @@
-"""Tables, JSON and figures of calibration studies (see :mod:`abpool.simulate`).
+"""Tables, JSON and figures of calibration studies (see :mod:`abpool.calibration`).
 
 Examples
 --------
->>> from abpool.simulate import VariantsDesign, run_studies
+>>> from abpool.calibration import VariantsDesign, run_studies
 >>> results = run_studies([VariantsDesign(arms=2, trials=50, base_rate=0.5)], experiments=5, seed=3, workers=1)
 >>> payload = study_payload(results)
 >>> sorted(payload)[:3], payload["settings"]["arms"]
@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from abpool._version import __version__
+from abpool.calibration.study import MC_LEVEL, StudyResult
 from abpool.io import atomic_write, to_jsonable, write_json
-from abpool.simulate import MC_LEVEL, StudyResult
 
 DEFINITIONS = {
     "false_claim": "a claim 'i beats j' when truly rate_i <= rate_j (equal rates, or the opposite sign)",

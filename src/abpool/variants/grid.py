@@ -29,9 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import logsumexp
 
-from abpool._numerics import beta_binomial_log_kernel
 from abpool.errors import InvalidDataError
-from abpool.priors import VariantsPrior
+from abpool.variants._numerics import beta_binomial_log_kernel
+from abpool.variants.priors import VariantsPrior
 
 PHI2_MIN = -40.0
 PHI2_MAX = 45.0
@@ -231,7 +231,7 @@ def fit_grid(
     Examples
     --------
     >>> import numpy as np
-    >>> from abpool.priors import BDAPrior
+    >>> from abpool.variants.priors import BDAPrior
     >>> post = fit_grid(np.array([30, 50, 55, 60]), np.array([100] * 4), BDAPrior())
     >>> a, b = post.a, post.b
     >>> round(float(post.expect((a + 30) / (a + b + 100))), 3)

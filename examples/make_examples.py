@@ -1,0 +1,55 @@
+"""Regenerate the example data files used by the README (and executed by the test suite).
+
+Run from the repository root: ``.venv/bin/python examples/make_examples.py``. The files are
+committed, so nothing needs to run this; it documents where they come from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from abpool.datasets import make_dataframe
+
+HERE = Path(__file__).parent
+
+
+def main() -> None:
+    # The article's four-variant test, as aggregated cells.
+    pd.DataFrame({"variant": list("ABCD"), "trials": [100] * 4, "successes": [30, 50, 55, 60]}).to_csv(
+        HERE / "results.csv", index=False
+    )
+    # The article's Canada/China experiment, one row per user (its make_dataframe).
+    make_dataframe(100, [30, 50, 55, 60]).to_csv(HERE / "users.csv", index=False)
+    # A four-variant test as unit rows in Parquet: 2,000 users per variant, shuffled.
+    rng = np.random.default_rng(2016)
+    rates = {"A": 0.10, "B": 0.11, "C": 0.12, "D": 0.105}
+    frames = [
+        pd.DataFrame({"variant": name, "converted": rng.random(2_000) < rate}) for name, rate in rates.items()
+    ]
+    units = pd.concat(frames, ignore_index=True)
+    units = units.iloc[rng.permutation(len(units))].reset_index(drop=True)
+    units.to_parquet(HERE / "users.parquet", index=False)
+    # Country × platform cells with a control (A) and a treatment (B).
+    rows = []
+    for country, base in {"CA": -1.2, "CN": -0.9, "US": -1.0}.items():
+        for platform, shift in {"ios": 0.1, "web": -0.1}.items():
+            for arm, effect in {"A": 0.0, "B": 0.12}.items():
+                trials = int(rng.integers(2_000, 4_000))
+                rate = 1.0 / (1.0 + np.exp(-(base + shift + effect + rng.normal(0, 0.05))))
+                rows.append(
+                    {
+                        "country": country,
+                        "platform": platform,
+                        "arm": arm,
+                        "users": trials,
+                        "conversions": int(rng.binomial(trials, rate)),
+                    }
+                )
+    pd.DataFrame(rows).to_csv(HERE / "cells.csv", index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""``abpool analyze``: the model the data call for, with only the options that apply to it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from abpool._validation import check_applicable, flag
+from abpool.api import choose_model
+from abpool.cli._app import (
+    AllowOpt,
+    ArmOpt,
+    ClassicalOpt,
+    ControlOpt,
+    Data,
+    JsonOpt,
+    OutcomeOpt,
+    OutOpt,
+    SeedOpt,
+    SegmentOpt,
+    SuccessesOpt,
+    TrialsOpt,
+    analyse_and_emit,
+    app,
+    fail,
+    given,
+)
+from abpool.errors import AbpoolError
+from abpool.result import model_entry
+
+
+@app.command()
+def analyze(
+    data: Data,
+    arm: ArmOpt = None,
+    outcome: OutcomeOpt = None,
+    trials: TrialsOpt = None,
+    successes: SuccessesOpt = None,
+    control: ControlOpt = None,
+    segment: SegmentOpt = None,
+    prior: Annotated[
+        str | None, typer.Option("--prior", help="Prior [default: bda for variants, article for segments].")
+    ] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="Variants: exact or mcmc [exact].")] = None,
+    prior_scale: Annotated[float | None, typer.Option("--prior-scale", help="Segments: HalfNormal scale.")] = None,
+    correlated: Annotated[
+        bool, typer.Option("--correlated", help="Segments: correlated intercepts and slopes.")
+    ] = False,
+    sampler: Annotated[str | None, typer.Option("--sampler", help="Segments: nutpie or pymc [nutpie].")] = None,
+    draws: Annotated[int | None, typer.Option("--draws", help="Draws [the model's default].")] = None,
+    chains: Annotated[int | None, typer.Option("--chains", help="MCMC chains [2 variants, 4 segments].")] = None,
+    tune: Annotated[int | None, typer.Option("--tune", help="MCMC tuning steps per chain [1,000].")] = None,
+    ci: Annotated[float | None, typer.Option("--ci", help="Credible level of every interval [0.95].")] = None,
+    rope: Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift.")] = None,
+    seed: SeedOpt = None,
+    as_json: JsonOpt = False,
+    out: OutOpt = None,
+    allow_unconverged: AllowOpt = False,
+    classical: ClassicalOpt = False,
+) -> None:
+    """Analyse an experiment, picking the model from the data: segments with --segment, else variants.
+
+    An option that does not apply to the chosen model is an error, never ignored.
+
+    Example: abpool analyze results.csv
+    """
+    model = choose_model(segment=segment)
+    options = given(
+        prior=prior,
+        engine=engine,
+        prior_scale=prior_scale,
+        correlated=correlated or None,
+        sampler=sampler,
+        draws=draws,
+        chains=chains,
+        tune=tune,
+        ci=ci,
+        rope=rope,
+        seed=seed,
+    )
+    try:
+        check_applicable(options, model_entry(model).options, model, spell=flag)
+    except AbpoolError as exc:
+        fail(exc)
+    columns = given(arm=arm, outcome=outcome, trials=trials, successes=successes, control=control, segment=segment)
+    analyse_and_emit(
+        model,
+        data,
+        {**columns, **options},
+        as_json=as_json,
+        out=out,
+        allow_unconverged=allow_unconverged,
+        classical=classical,
+    )

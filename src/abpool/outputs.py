@@ -1,0 +1,76 @@
+"""What every result can be turned into: a saved directory, an HTML report, figures.
+
+:class:`ReportableResult` adds these once, for every model, on top of the
+contract in :mod:`abpool.result`; each works only through that contract.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from abpool.result import Result
+
+
+class ReportableResult(Result):
+    """A :class:`~abpool.result.Result` that saves, renders and plots itself."""
+
+    def save(self, directory: str | Path, *, report: bool = True) -> Path:
+        """Write ``posterior.nc`` (draws), ``summary.json`` and ``report.html`` into ``directory``, atomically.
+
+        :func:`abpool.load` reads the directory back; ``abpool report DIR``
+        re-renders the report from it. Pass ``report=False`` to skip the HTML.
+        Returns the directory.
+        """
+        from abpool.store import save_result
+
+        return save_result(self, directory, report=report)
+
+    def to_html(self) -> str:
+        """The full self-contained HTML report (figures inline), as written by :meth:`save`."""
+        from abpool.report import render_report
+
+        return render_report(self)
+
+    def _repr_html_(self) -> str:
+        # Notebooks get the decisions and tables only: figures would make every display slow.
+        from abpool.report import render_fragment
+
+        return render_fragment(self)
+
+    # ------------------------------------------------------------------ figures
+    def plot_posterior(self, arm: Any = None, segment: str | int | None = None) -> Any:
+        """Posterior density of the rates, grand rate dashed (see :func:`abpool.plots.plot_posterior`)."""
+        from abpool.plots import plot_posterior
+
+        return plot_posterior(self, arm, segment=segment)
+
+    def plot_boxplots(self, segment: str | int | None = None) -> Any:
+        """Boxplots of every arm's posterior rate (see :func:`abpool.plots.plot_boxplots`)."""
+        from abpool.plots import plot_boxplots
+
+        return plot_boxplots(self, segment=segment)
+
+    def plot_shrinkage(self) -> Any:
+        """Observed → pooled estimates (see :func:`abpool.plots.plot_shrinkage`)."""
+        from abpool.plots import plot_shrinkage
+
+        return plot_shrinkage(self)
+
+    def plot_prob_greater(self, segment: str | int | None = None) -> Any:
+        """Heat map of P(row beats column) (see :func:`abpool.plots.plot_prob_greater`)."""
+        from abpool.plots import plot_prob_greater
+
+        return plot_prob_greater(self, segment=segment)
+
+    def plot_forest(self) -> Any:
+        """Rates and lifts with intervals, one row per arm or segment (see :func:`abpool.plots.plot_forest`)."""
+        from abpool.plots import plot_forest
+
+        return plot_forest(self)
+
+    def plot_convergence(self, *, max_rates: int = 6) -> Any:
+        """Per-chain densities and rank plots of an MCMC fit (see :func:`abpool.plots.plot_convergence`)."""
+        from abpool.plots import plot_convergence
+
+        return plot_convergence(self, max_rates=max_rates)

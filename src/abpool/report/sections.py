@@ -1,0 +1,226 @@
+"""The sections of any result's report, built through the result contract.
+
+Everything shown is read from the result (its summary, population, sentences,
+classical table, diagnostics and the figures its model asks for); the only
+arithmetic here is formatting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+from abpool import _format as fmt
+from abpool.errors import InvalidArgumentError
+from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
+from abpool.report.figures import embed
+from abpool.report.tables import classical_table, data_facts, estimates_table, pairwise_table, population_table
+
+if TYPE_CHECKING:
+    from abpool.result import Result
+
+SECTION_PARTS = ("question", "decisions", "estimates", "figures", "prior", "classical", "diagnostics")
+
+
+def question_blocks(result: Result) -> tuple[Block, ...]:
+    """The question asked and the data it was asked of, with the data's fingerprint."""
+    return (Text(result.question()), Text(result.method_statement()), data_facts(result))
+
+
+def figure_blocks(result: Result) -> tuple[Block, ...]:
+    """The figures the result's model shows, inline."""
+    specs = result.figure_specs()
+    if not specs:
+        return (
+            Text(
+                f"This analysis has too many rows ({len(result.summary()):,}) for readable figures; draw them for a "
+                "subset from Python (abpool.plots)."
+            ),
+        )
+    return tuple(embed(spec.draw(), spec.title, spec.alt, spec.caption) for spec in specs)
+
+
+def prior_blocks(result: Result) -> tuple[Block, ...]:
+    """The prior, stated, and why it is there."""
+    return (Facts("", tuple(result.prior_facts())), Text(result.prior_statement()))
+
+
+def classical_blocks(result: Result) -> tuple[Block, ...]:
+    """The frequentist comparison side by side."""
+    table = classical_table(result)
+    if table is None:
+        return ()
+    family = "pair" if not result.segmented else "segment"
+    return (
+        Text(
+            f"For contrast, the classical view: a two-proportion test per {family} with p-values adjusted for the "
+            "number of comparisons. The hierarchical model answers with one joint posterior instead."
+        ),
+        table,
+    )
+
+
+def unreliable_alert(result: Result) -> Alert | None:
+    """The warning box of an unconverged fit, with what to do."""
+    diag = result.diagnostics
+    if diag.converged:
+        return None
+    advice = (
+        "Refit with the proper prior (--prior lognormal) or collect more data."
+        if diag.engine == "exact"
+        else "Refit with more draws and tuning (--draws, --tune) and check again."
+    )
+    return Alert("This fit is unreliable — do not act on these numbers yet", (*diag.warnings, advice))
+
+
+def diagnostic_blocks(result: Result, *, figures: bool = True) -> tuple[Block, ...]:
+    """Convergence: a statement for independent draws; facts, a table and rank plots for MCMC."""
+    diag = result.diagnostics
+    blocks: list[Block] = []
+    alert = unreliable_alert(result)
+    if alert is not None:
+        blocks.append(alert)
+    if diag.engine == "exact":
+        edge = (
+            ""
+            if diag.edge_mass is None
+            else f" Posterior mass estimated beyond the grid: {diag.edge_mass:.1e}."
+            if diag.edge_mass > 0
+            else " No posterior mass was found beyond the grid."
+        )
+        blocks.append(
+            Text(
+                f"The exact engine integrates the population parameters numerically over {diag.grid_points or 0:,} "
+                f"grid cells and then draws {diag.draws:,} independent samples. Independent draws have no chains "
+                f"to mix and no divergences: there is nothing to converge.{edge}"
+            )
+        )
+        return tuple(blocks)
+    from abpool.plots import convergence_table, plot_convergence
+
+    table = convergence_table(result)
+    blocks += [
+        Facts(
+            "Sampler",
+            (
+                ("sampler", str(result.provenance()["inference_library"])),
+                ("chains × draws", f"{diag.chains} × {diag.draws:,}"),
+                ("divergent transitions", f"{diag.divergences}"),
+                ("largest R-hat", fmt.number(diag.max_rhat, 4) + " (want ≤ 1.01)"),
+                (
+                    "smallest ESS (bulk / tail)",
+                    f"{diag.min_ess_bulk:,.0f} / {diag.min_ess_tail:,.0f} (want ≥ {100 * diag.chains})",
+                ),
+                ("parameters checked", ", ".join(diag.checked)),
+                ("target_accept, attempts", f"{diag.target_accept}, {diag.attempts}"),
+            ),
+        ),
+        Table(
+            "Convergence by quantity",
+            ("quantity", "R-hat", "ESS bulk", "ESS tail", "MCSE of mean"),
+            tuple(
+                (str(name), f"{row.r_hat:.3f}", f"{row.ess_bulk:,.0f}", f"{row.ess_tail:,.0f}", f"{row.mcse_mean:.4f}")
+                for name, row in table.iterrows()
+            ),
+            (False, True, True, True, True),
+            "The quantities shown; the verdict above covers every parameter checked.",
+        ),
+    ]
+    if figures:
+        blocks.append(
+            embed(
+                plot_convergence(result),
+                "Chains",
+                "per-chain densities and rank plots",
+                "Well-mixed chains overlap on the left and have flat rank histograms on the right.",
+            )
+        )
+    return tuple(blocks)
+
+
+def result_sections(
+    result: Result,
+    *,
+    prefix: str = "",
+    heading: str = "",
+    figures: bool = True,
+    parts: Collection[str] | None = None,
+) -> tuple[Section, ...]:
+    """Every section of a result's report.
+
+    Parameters
+    ----------
+    result : Result
+    prefix : str
+        Prepended to section anchors, so several results can share one report.
+    heading : str
+        Prepended to section titles (e.g. the scenario's name).
+    figures : bool
+        Include the figures (a notebook's quick view leaves them out).
+    parts : collection of str, optional
+        Keep only these sections, by id without prefix: ``question``,
+        ``decisions``, ``estimates``, ``figures``, ``prior``, ``classical``,
+        ``diagnostics`` (default: all).
+    """
+    head = f"{heading}: " if heading else ""
+    wanted = set(SECTION_PARTS if parts is None else parts)
+    unknown = wanted - set(SECTION_PARTS)
+    if unknown:
+        raise InvalidArgumentError(f"parts must be among {', '.join(SECTION_PARTS)}, got {sorted(unknown)}")
+
+    def keep(part: str) -> bool:
+        return part in wanted
+
+    sections: list[Section] = []
+    if keep("question"):
+        sections.append(Section(f"{prefix}question", f"{head}The question and the data", question_blocks(result)))
+    if keep("decisions"):
+        sections.append(Section(f"{prefix}decisions", f"{head}Decisions", (Decisions(tuple(result.sentences())),)))
+    if keep("estimates"):
+        estimates: list[Block] = [estimates_table(result)]
+        if not result.segmented:
+            matrix = pairwise_table(result)
+            if matrix is not None:
+                estimates.append(matrix)
+        estimates.append(population_table(result))
+        sections.append(Section(f"{prefix}estimates", f"{head}Estimates", tuple(estimates)))
+    if figures and keep("figures"):
+        sections.append(Section(f"{prefix}figures", f"{head}Figures", figure_blocks(result)))
+    if keep("prior"):
+        sections.append(Section(f"{prefix}prior", f"{head}Prior", prior_blocks(result)))
+    classical = classical_blocks(result) if keep("classical") else ()
+    if classical:
+        sections.append(Section(f"{prefix}classical", f"{head}Classical comparison", classical))
+    if keep("diagnostics"):
+        sections.append(
+            Section(f"{prefix}diagnostics", f"{head}Diagnostics", diagnostic_blocks(result, figures=figures))
+        )
+    return tuple(sections)
+
+
+def provenance_items(result: Result) -> tuple[tuple[str, str], ...]:
+    """Version, seed, settings and data: what is needed to reproduce the result."""
+    provenance = result.provenance()
+    return (
+        ("abpool version", str(provenance["abpool_version"])),
+        ("model", f"{result.model}: {result.description}"),
+        ("sampled by", f"{provenance['inference_library']} {provenance['inference_library_version']}"),
+        ("seed", str(result.seed)),
+        ("fitted", result.created),
+        ("data fingerprint", result.cells.fingerprint),
+        ("reproduce", result.reproduce_command()),
+    )
+
+
+def result_report(result: Result, *, figures: bool = True) -> Report:
+    """The report of one result."""
+    names = fmt.names_list(list(result.segments if result.segmented else result.arms))
+    title = f"Experiment by segment: {names}" if result.segmented else f"A/B/n test: {names}"
+    warnings = () if result.diagnostics.converged else tuple(result.diagnostics.warnings)
+    return Report(
+        title=title,
+        subtitle=f"{result.description[:1].upper()}{result.description[1:]}; prior {result.prior.name}",
+        sections=result_sections(result, figures=figures),
+        provenance=provenance_items(result),
+        warnings=warnings,
+    )

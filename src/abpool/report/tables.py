@@ -1,0 +1,169 @@
+"""The tables every result is shown with, built once for the terminal and the HTML report alike.
+
+Each function returns a :class:`~abpool.report.blocks.Table` of formatted
+cells (:mod:`abpool._format`); the report lays it out in HTML, the command line
+in the terminal, so both show the same numbers in the same notation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from abpool import _format as fmt
+from abpool.report.blocks import Facts, Table
+
+if TYPE_CHECKING:
+    from abpool.result import Result
+
+MAX_ROWS_IN_TABLE = 100
+MAX_ARMS_IN_MATRIX = 12
+
+
+def estimates_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
+    """One row per arm (per segment and arm): counts, rate, pooling, P(best), lift, P(beats control), loss."""
+    summary = result.summary()
+    level = f"{result.ci:.0%}"
+    # Headers break where the terminal may break them; HTML shows the breaks as spaces.
+    columns = [
+        *(["segment"] if result.segmented else []),
+        "arm",
+        "trials",
+        "successes",
+        "observed\nrate",
+        f"rate\n({level} interval)",
+        "pooling",
+        "P(best)",
+        f"lift vs {result.control}\n({level} interval)",
+        "P(beats\ncontrol)",
+    ]
+    if result.rope is not None:
+        columns.append(f"P(|lift| <\n{100 * result.rope:g} pp)")
+    columns.append("expected\nloss")
+    rows = []
+    for row in summary.iloc[:limit].itertuples(index=False):
+        lift = (
+            "control"
+            if row.is_control
+            else f"{fmt.points(row.lift)} ({fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)})"
+        )
+        cells = [
+            *([str(row.segment)] if result.segmented else []),
+            str(row.arm),
+            fmt.count(row.trials),
+            fmt.count(row.successes),
+            fmt.rate(row.observed_rate),
+            f"{fmt.rate(row.rate)} ({fmt.interval(row.rate_ci_low, row.rate_ci_high)})",
+            fmt.fraction(row.pooling),
+            fmt.pct(row.prob_best),
+            lift,
+            fmt.pct(row.prob_beats_control),
+        ]
+        if result.rope is not None:
+            cells.append(fmt.pct(row.prob_in_rope))
+        cells.append(fmt.loss(row.expected_loss))
+        rows.append(tuple(cells))
+    text_columns = 2 if result.segmented else 1
+    note = (
+        f"Rates are posterior medians with {level} credible intervals; lifts are rate − control rate in percentage "
+        "points (pp). Pooling is how far the estimate is pulled toward the population: 0 = its own data decide, "
+        "1 = the population decides. Expected loss is the rate given up, on average, by choosing that arm when "
+        f"another {'in its segment ' if result.segmented else ''}may be better."
+    )
+    if len(summary) > limit:
+        note += f" The first {limit:,} of {len(summary):,} rows are shown; --json and summary.json have all."
+    return Table(
+        "Estimates",
+        tuple(columns),
+        tuple(rows),
+        numeric=(*[False] * text_columns, *[True] * (len(columns) - text_columns)),
+        note=note,
+    )
+
+
+def pairwise_table(result: Result, segment: str | None = None) -> Table | None:
+    """The matrix of P(row beats column), while it is small enough to read."""
+    if len(result.arms) > MAX_ARMS_IN_MATRIX:
+        return None
+    matrix = result.prob_greater_matrix(segment)
+    names = [str(name) for name in matrix.index]
+    rows = tuple(
+        (name, *("" if other == name else fmt.pct(matrix.loc[name, other]) for other in names)) for name in names
+    )
+    title = "P(row beats column)" + ("" if segment is None else f" in {segment}")
+    return Table(title, ("", *names), rows, numeric=(False, *[True] * len(names)))
+
+
+def population_table(result: Result) -> Table:
+    """The population level: one row per quantity, median and interval at the result's level."""
+    population = result.population()
+    rows = []
+    for row in population.itertuples(index=False):
+        rate_scale = row.quantity in ("population_mean", "control_rate")
+        lift_scale = row.quantity == "new_segment_lift"
+        if rate_scale:
+            median, interval = fmt.rate(row.median), fmt.interval(row.ci_low, row.ci_high)
+        elif lift_scale:
+            median, interval = fmt.points(row.median), fmt.interval(row.ci_low, row.ci_high, fmt.signed)
+        else:
+            median, interval = fmt.number(row.median), fmt.interval(row.ci_low, row.ci_high, fmt.number)
+        rows.append((row.description, median, interval, fmt.pct(row.prob_positive)))
+    return Table(
+        "Population",
+        ("quantity", "median", f"{result.ci:.0%} interval", "P(> 0)"),
+        tuple(rows),
+        (False, True, True, True),
+        "Posterior medians and equal-tailed intervals (medians, never means: the mean of a+b can be infinite).",
+    )
+
+
+# Columns of the classical table as shown: (column, heading, formatter); those absent are skipped.
+_CLASSICAL_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("segment", "segment", str),
+    ("rate_i", "rate i", fmt.rate),
+    ("rate_j", "rate j", fmt.rate),
+    ("difference", "difference", fmt.points),
+    ("test", "test", str),
+    ("p_value", "p (raw)", fmt.p_value),
+    ("p_bonferroni", "p Bonferroni", fmt.p_value),
+    ("p_holm", "p Holm", fmt.p_value),
+    ("p_bh", "p BH", fmt.p_value),
+    ("prob_greater", "P(i > j), Bayesian", fmt.pct),
+)
+
+
+def classical_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table | None:
+    """The classical tests with adjusted p-values beside the posterior's P(i > j)."""
+    value = result.classical()
+    if not isinstance(value, pd.DataFrame) or value.empty:
+        return None
+    shown = [c for c in _CLASSICAL_COLUMNS if c[0] in value.columns and not value[c[0]].isna().all()]
+    rows = tuple(
+        (f"{record['arm_i']} vs {record['arm_j']}", *(format_(record[column]) for column, _, format_ in shown))
+        for record in value.iloc[:limit].to_dict("records")
+    )
+    columns = ("comparison (i vs j)", *(heading for _, heading, _ in shown))
+    numeric = (False, *(column not in ("segment", "test") for column, _, _ in shown))
+    note = (
+        "Two-sided tests of equal rates (z-test, or Fisher's exact test for small counts); p-values adjusted over "
+        "the whole family of comparisons (Bonferroni, Holm, Benjamini-Hochberg). The last column is the "
+        "hierarchical model's answer."
+    )
+    if len(value) > limit:
+        note += f" The first {limit:,} of {len(value):,} comparisons are shown; --json has all."
+    return Table("Classical comparison", columns, rows, numeric, note)
+
+
+def data_facts(result: Result) -> Facts:
+    """Where the data came from, its form, its columns and its fingerprint."""
+    cells = result.cells
+    form = "one row per user" if cells.form == "units" else "aggregated counts"
+    items = [
+        ("source", cells.source),
+        ("form", f"{form}, {cells.input_rows:,} rows read, {len(cells.table):,} cells"),
+    ]
+    if cells.segment_columns:
+        items.append(("segment columns", ", ".join(cells.segment_columns)))
+    items += [("arm column", cells.arm_column), ("fingerprint (SHA-256 of the cells)", cells.fingerprint)]
+    return Facts("Data", tuple(items))

@@ -1,0 +1,724 @@
+"""The result contract shared by every model: one vocabulary, one JSON schema, one registry.
+
+Every model's result is a :class:`Result`. A model supplies its posterior
+draws of the arm rates — an array ``(draws, segments, arms)``, a single
+unnamed segment for a plain A/B/n test — plus how strongly each estimate was
+pooled, its population-level answers and a few sentences of its own. Every
+answer a reader asks for (rates and intervals at ``ci``, absolute and relative
+lifts, P(beats control), P(best), expected loss, ROPE, pairwise
+probabilities, the classical comparison, decision sentences, the JSON
+document) is computed here once, from those draws, for every model.
+
+The columns of :meth:`Result.summary` are :data:`VOCABULARY`; the rows of
+:meth:`Result.population` have the columns :data:`POPULATION_COLUMNS`. Point
+estimates shown to people are posterior **medians**: they exist for every
+quantity (the mean of the variants model's ``a + b`` can be infinite), agree
+with the equal-tailed intervals printed beside them, and do not change under
+a change of scale (the median of ``invlogit(mu)`` is ``invlogit`` of the
+median of ``mu``).
+
+The draws themselves live in :attr:`Result.tree`, an :class:`xarray.DataTree`
+laid out as ArviZ's InferenceData (groups ``posterior``, ``observed_data``,
+``sample_stats``) with ArviZ's provenance attributes (``created_at``,
+``creation_library``, ``inference_library`` …) and abpool's (model, prior,
+seed, data fingerprint, settings). :attr:`Result.idata` is the same draws as
+an :class:`arviz.InferenceData`.
+
+This module imports nothing downstream of it: models register here
+(:func:`register_model`), and ``store``, ``report``, ``plots`` and ``cli``
+find them here.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from abpool import _format as fmt
+from abpool import decisions
+from abpool._version import __version__
+from abpool.data import Cells
+from abpool.diagnostics import Diagnostics
+from abpool.errors import ConvergenceError, ConvergenceWarning, InvalidArgumentError, InvalidDataError
+from abpool.io import to_jsonable
+
+SCHEMA_VERSION = 1
+
+VOCABULARY: dict[str, str] = {
+    "segment": "segment label (segments model only; several segment columns joined with ' / ')",
+    "arm": "arm label",
+    "is_control": "whether this arm is the control",
+    "trials": "trials (users) in the cell",
+    "successes": "successes (conversions) in the cell",
+    "observed_rate": "successes / trials (empty when the cell has no trials)",
+    "rate": "posterior median of the arm's rate: the point estimate shown everywhere",
+    "rate_mean": "posterior mean of the arm's rate",
+    "rate_sd": "posterior standard deviation of the arm's rate",
+    "rate_ci_low": "equal-tailed credible interval of the rate at level ci, lower end",
+    "rate_ci_high": "equal-tailed credible interval of the rate at level ci, upper end",
+    "rate_hdi_low": "highest-density interval of the rate at level ci, lower end",
+    "rate_hdi_high": "highest-density interval of the rate at level ci, upper end",
+    "pooling": (
+        "how far the estimate is pulled toward the population: 0 = its own data decide, 1 = the population "
+        "decides (variants: E[(a+b)/(a+b+n)]; segments: the same weight for the segment's control log-odds "
+        "on control rows and for its treatment effect on treatment rows)"
+    ),
+    "lift": "absolute lift: posterior median of rate - control rate (rate scale; shown in percentage points)",
+    "lift_ci_low": "credible interval of the absolute lift, lower end",
+    "lift_ci_high": "credible interval of the absolute lift, upper end",
+    "relative_lift": "relative lift: posterior median of rate / control rate - 1",
+    "relative_lift_ci_low": "credible interval of the relative lift, lower end",
+    "relative_lift_ci_high": "credible interval of the relative lift, upper end",
+    "prob_beats_control": "P(rate > control rate); empty on the control's own row",
+    "prob_best": "P(this arm has the highest rate), among the arms of the experiment (or of the segment)",
+    "expected_loss": (
+        "expected loss against the best arm: E[max rate - this rate], the rate given up on average by "
+        "choosing this arm when another may be better (among the arms of the experiment or segment)"
+    ),
+    "prob_in_rope": "P(|absolute lift| < rope): the effect is practically nil (present when a rope is given)",
+}
+
+POPULATION_COLUMNS: dict[str, str] = {
+    "quantity": "name of the population-level quantity",
+    "arm": "treatment arm it belongs to (empty when it belongs to none)",
+    "description": "what the quantity is, in words",
+    "median": "posterior median",
+    "ci_low": "equal-tailed credible interval at level ci, lower end",
+    "ci_high": "equal-tailed credible interval at level ci, upper end",
+    "prob_positive": "P(quantity > 0), for effects (empty otherwise)",
+}
+
+# Pairwise probabilities grow as arms²: beyond this many arms in one segment they are left
+# out of JSON and tables (prob_greater(i, j) still answers any pair).
+MAX_PAIRWISE_ARMS = 50
+ON_UNCONVERGED = ("warn", "raise", "ignore")
+# What every model's fit takes to find its data: the source and its column names.
+DATA_PARAMETERS = frozenset({"data", "arm", "outcome", "trials", "successes", "segment", "control"})
+
+
+def now() -> str:
+    """The current time, UTC, to the second (ISO 8601)."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered model: its name, result type and fitting function.
+
+    Attributes
+    ----------
+    name : str
+        Short name, the ``model`` key of saved results (``"variants"``).
+    result_type : type
+        Its :class:`Result` subclass; ``result_type.from_saved`` rebuilds a saved result.
+    fit : callable
+        The public function that fits it from data (``fit(data, **options)``).
+    """
+
+    name: str
+    result_type: type[Result]
+    fit: Callable[..., Result]
+
+    @property
+    def options(self) -> frozenset[str]:
+        """Keyword options ``fit`` accepts beyond the data and its column names."""
+        import inspect
+
+        return frozenset(inspect.signature(self.fit).parameters) - DATA_PARAMETERS
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(entry: ModelEntry) -> None:
+    """Make a model known to ``load``, ``report``, ``analyze`` and the command line."""
+    _MODELS[entry.name] = entry
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registered model called ``name``."""
+    if name not in _MODELS:
+        raise InvalidArgumentError(f"model must be one of {', '.join(sorted(_MODELS))}, got {name!r}")
+    return _MODELS[name]
+
+
+def registered_models() -> tuple[str, ...]:
+    """Names of the registered models."""
+    return tuple(sorted(_MODELS))
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure a model's report shows: how to draw it and what to say about it."""
+
+    title: str
+    alt: str
+    caption: str
+    draw: Callable[[], Any]
+
+
+def check_on_unconverged(value: str) -> str:
+    """Validate ``on_unconverged``: ``"warn"`` (default), ``"raise"`` or ``"ignore"``."""
+    if value not in ON_UNCONVERGED:
+        raise InvalidArgumentError(f"on_unconverged must be one of {', '.join(ON_UNCONVERGED)}, got {value!r}")
+    return value
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first frame outside abpool."""
+    import sys
+
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "abpool":
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+# --------------------------------------------------------------------------- the contract
+@dataclass(frozen=True, kw_only=True, eq=False, repr=False)
+class Result(ABC):
+    """What every model's result is and answers.
+
+    Attributes
+    ----------
+    cells : Cells
+        The data as analysed.
+    prior : object
+        The prior used (a model's prior class).
+    tree : xarray.DataTree
+        The draws, laid out as ArviZ InferenceData, with provenance attributes.
+    diagnostics : Diagnostics
+        Convergence diagnostics.
+    seed : int
+        Random seed; passing it again reproduces the result exactly.
+    ci : float
+        Credible level of every interval.
+    control : str
+        The control arm: lifts and P(beats control) are against it.
+    rope : float or None
+        Half-width of the region of practical equivalence on the absolute lift.
+    created : str
+        When the fit was made (UTC, ISO 8601).
+    """
+
+    model: ClassVar[str]
+    description: ClassVar[str]
+    arm_noun: ClassVar[str] = "arm"
+
+    cells: Cells
+    prior: Any
+    tree: Any
+    diagnostics: Diagnostics
+    seed: int
+    control: str
+    ci: float = 0.95
+    rope: float | None = None
+    created: str = field(default_factory=now)
+
+    # ------------------------------------------------------------- what a model supplies
+    @property
+    @abstractmethod
+    def arms(self) -> tuple[str, ...]:
+        """Arm labels, in the order of the draws' last axis."""
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        """Segment labels; empty for a test without segments."""
+        return ()
+
+    @abstractmethod
+    def _compute_rate_draws(self) -> NDArray[np.float64]:
+        """Rate draws, shape ``(draws, max(1, segments), arms)``."""
+
+    @abstractmethod
+    def _cell_counts(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Trials and successes, each ``(max(1, segments), arms)``; a missing cell has 0 trials."""
+
+    @abstractmethod
+    def _pooling(self) -> NDArray[np.float64]:
+        """Pooling weight (see :data:`VOCABULARY`) of every cell, ``(max(1, segments), arms)``."""
+
+    @abstractmethod
+    def _population_rows(self) -> list[dict[str, Any]]:
+        """Population quantities: dicts with ``quantity``, ``arm``, ``description``, ``draws``, ``effect``."""
+
+    @abstractmethod
+    def question(self) -> str:
+        """The question this analysis answers, in one or two sentences."""
+
+    @abstractmethod
+    def method_statement(self) -> str:
+        """How the model answers it (the pooling), in a few sentences."""
+
+    @abstractmethod
+    def prior_facts(self) -> list[tuple[str, str]]:
+        """The prior and model settings as label–value pairs."""
+
+    @abstractmethod
+    def prior_statement(self) -> str:
+        """Why this prior, and how to argue with it."""
+
+    @abstractmethod
+    def model_settings(self) -> dict[str, Any]:
+        """Settings beyond ci, control, rope and seed, JSON-ready (they reproduce the fit)."""
+
+    @abstractmethod
+    def figure_specs(self) -> list[FigureSpec]:
+        """The figures of this model's report."""
+
+    @abstractmethod
+    def convergence_dataset(self, max_rates: int = 6) -> Any:
+        """The quantities whose chains a convergence plot shows (an xarray Dataset), or None without chains."""
+
+    @classmethod
+    @abstractmethod
+    def from_saved(cls, payload: dict[str, Any], tree: Any) -> Result:
+        """Rebuild a result from its ``to_dict()`` payload and its saved draws."""
+
+    def population_sentences(self) -> list[str]:
+        """Sentences about the population level (none by default)."""
+        return []
+
+    # ------------------------------------------------------------------------ basics
+    @property
+    def segmented(self) -> bool:
+        """Whether the experiment is broken down by segment."""
+        return bool(self.segments)
+
+    @property
+    def control_index(self) -> int:
+        """Position of the control in :attr:`arms`."""
+        return self.arms.index(self.control)
+
+    @property
+    def treatments(self) -> tuple[str, ...]:
+        """Every arm but the control."""
+        return tuple(arm for arm in self.arms if arm != self.control)
+
+    @cached_property
+    def _rates(self) -> NDArray[np.float64]:
+        return self._compute_rate_draws()
+
+    def arm_index(self, arm: str | int) -> int:
+        """Position of ``arm`` (a label, or a position) in :attr:`arms`."""
+        if isinstance(arm, int | np.integer) and not isinstance(arm, bool):
+            if 0 <= int(arm) < len(self.arms):
+                return int(arm)
+        elif str(arm) in self.arms:
+            return self.arms.index(str(arm))
+        listed = fmt.names_list(list(self.arms), 20)
+        raise InvalidArgumentError(f"arm must be one of {listed}, got {arm!r}")
+
+    def segment_index(self, segment: str | int | None) -> int:
+        """Position of ``segment`` in :attr:`segments` (0 for a test without segments)."""
+        if not self.segmented:
+            if segment is not None:
+                raise InvalidArgumentError(f"segment must be None: this {self.model} result has no segments")
+            return 0
+        if segment is None:
+            raise InvalidArgumentError(f"segment must be one of {fmt.names_list(list(self.segments), 20)}, got None")
+        if isinstance(segment, int | np.integer) and not isinstance(segment, bool):
+            if 0 <= int(segment) < len(self.segments):
+                return int(segment)
+        elif str(segment) in self.segments:
+            return self.segments.index(str(segment))
+        raise InvalidArgumentError(f"segment must be one of {fmt.names_list(list(self.segments), 20)}, got {segment!r}")
+
+    def rate_draws(self, segment: str | int | None = None) -> NDArray[np.float64]:
+        """Posterior draws of every arm's rate in ``segment``, shape ``(draws, arms)``."""
+        return self._rates[:, self.segment_index(segment), :]
+
+    def counts(self, segment: str | int | None = None) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Trials and successes of every arm (in ``segment``); a missing cell has 0 trials."""
+        n, y = self._cell_counts()
+        s = self.segment_index(segment)
+        return n[s], y[s]
+
+    def grand_rate(self, segment: str | int | None = None) -> float:
+        """The pooled observed rate: all successes over all trials (of ``segment``, or of everything)."""
+        n, y = self._cell_counts()
+        if segment is not None or not self.segmented:
+            s = self.segment_index(segment)
+            n, y = n[s], y[s]
+        return float(y.sum() / n.sum())
+
+    # ------------------------------------------------------------------------ answers
+    def prob_greater(self, i: str | int, j: str | int, segment: str | int | None = None) -> float:
+        """Posterior probability that arm ``i``'s rate exceeds arm ``j``'s (in ``segment``)."""
+        return decisions.prob_greater(self.rate_draws(segment), self.arm_index(i), self.arm_index(j))
+
+    def prob_greater_matrix(self, segment: str | int | None = None) -> pd.DataFrame:
+        """All ``P(row > column)`` (in ``segment``) as a DataFrame indexed by arm."""
+        matrix = decisions.prob_greater_matrix(self.rate_draws(segment))
+        return pd.DataFrame(matrix, index=list(self.arms), columns=list(self.arms))
+
+    def prob_beats_control(self, arm: str | int | None = None, segment: str | int | None = None) -> float:
+        """P(``arm`` beats the control) (in ``segment``); ``arm`` may be left out when there is one treatment."""
+        if arm is None:
+            if len(self.treatments) != 1:
+                raise InvalidArgumentError(f"arm must be one of {', '.join(self.treatments)}, got None")
+            arm = self.treatments[0]
+        return self.prob_greater(arm, self.control, segment)
+
+    def _by_cell(self, column: str) -> pd.Series:
+        summary = self._summary
+        keys = ["segment", "arm"] if self.segmented else ["arm"]
+        return summary.set_index(keys)[column].rename(column)
+
+    def prob_best(self) -> pd.Series:
+        """P(each arm is best), indexed by arm (by segment and arm for segmented results)."""
+        return self._by_cell("prob_best")
+
+    def expected_loss(self) -> pd.Series:
+        """Expected loss against the best arm (see :data:`VOCABULARY`), indexed like :meth:`prob_best`."""
+        return self._by_cell("expected_loss")
+
+    @cached_property
+    def _summary(self) -> pd.DataFrame:
+        draws = self._rates
+        n_draws, n_segments, n_arms = draws.shape
+        n, y = self._cell_counts()
+        tail = (1.0 - self.ci) / 2.0
+        quantiles = np.quantile(draws, [tail, 0.5, 1.0 - tail], axis=0)
+        hdi_low, hdi_high = decisions.highest_density_interval(draws.reshape(n_draws, -1), self.ci)
+        control = draws[:, :, [self.control_index]]
+        absolute = draws - control
+        with np.errstate(divide="ignore", invalid="ignore"):
+            relative = draws / control - 1.0
+        lift_q = np.quantile(absolute, [tail, 0.5, 1.0 - tail], axis=0)
+        rel_q = np.nanquantile(relative, [tail, 0.5, 1.0 - tail], axis=0)
+        winners = draws.argmax(axis=2)
+        prob_best = np.stack([(winners == k).mean(axis=0) for k in range(n_arms)], axis=-1)
+        expected_loss = (draws.max(axis=2, keepdims=True) - draws).mean(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            observed = np.where(n > 0, y / np.maximum(n, 1), np.nan)
+        columns: dict[str, Any] = {
+            "trials": n,
+            "successes": y,
+            "observed_rate": observed,
+            "rate": quantiles[1],
+            "rate_mean": draws.mean(axis=0),
+            "rate_sd": draws.std(axis=0, ddof=1),
+            "rate_ci_low": quantiles[0],
+            "rate_ci_high": quantiles[2],
+            "rate_hdi_low": hdi_low.reshape(n_segments, n_arms),
+            "rate_hdi_high": hdi_high.reshape(n_segments, n_arms),
+            "pooling": self._pooling(),
+            "lift": lift_q[1],
+            "lift_ci_low": lift_q[0],
+            "lift_ci_high": lift_q[2],
+            "relative_lift": rel_q[1],
+            "relative_lift_ci_low": rel_q[0],
+            "relative_lift_ci_high": rel_q[2],
+            "prob_beats_control": (absolute > 0).mean(axis=0),
+            "prob_best": prob_best,
+            "expected_loss": expected_loss,
+        }
+        if self.rope is not None:
+            columns["prob_in_rope"] = decisions.prob_in_rope(absolute.reshape(n_draws, -1), self.rope).reshape(
+                n_segments, n_arms
+            )
+        frame = pd.DataFrame({name: np.asarray(value, dtype=float).ravel() for name, value in columns.items()})
+        frame["trials"] = frame["trials"].astype(np.int64)
+        frame["successes"] = frame["successes"].astype(np.int64)
+        frame.insert(0, "is_control", np.tile(np.arange(n_arms) == self.control_index, n_segments))
+        frame.insert(0, "arm", np.tile(np.array(self.arms, dtype=object), n_segments))
+        if self.segmented:
+            frame.insert(0, "segment", np.repeat(np.array(self.segments, dtype=object), n_arms))
+        comparisons = [
+            c for c in frame.columns if c.startswith(("lift", "relative_lift", "prob_beats", "prob_in_rope"))
+        ]
+        frame.loc[frame["is_control"], comparisons] = np.nan
+        return frame
+
+    def summary(self) -> pd.DataFrame:
+        """One row per arm (per segment and arm when segmented); columns from :data:`VOCABULARY`."""
+        return self._summary.copy()
+
+    @cached_property
+    def _population(self) -> pd.DataFrame:
+        rows = []
+        for row in self._population_rows():
+            values = np.asarray(row["draws"], dtype=float).ravel()
+            low, mid, high = np.quantile(values, [(1.0 - self.ci) / 2.0, 0.5, (1.0 + self.ci) / 2.0])
+            rows.append(
+                {
+                    "quantity": row["quantity"],
+                    "arm": row.get("arm"),
+                    "description": row["description"],
+                    "median": float(mid),
+                    "ci_low": float(low),
+                    "ci_high": float(high),
+                    "prob_positive": float(np.mean(values > 0)) if row.get("effect") else np.nan,
+                }
+            )
+        return pd.DataFrame(rows, columns=list(POPULATION_COLUMNS))
+
+    def population(self) -> pd.DataFrame:
+        """Population-level answers, one row per quantity; columns from :data:`POPULATION_COLUMNS`."""
+        return self._population.copy()
+
+    def classical(self) -> pd.DataFrame:
+        """The classical comparison beside the posterior: each comparison's tests and ``P(arm_i > arm_j)``.
+
+        Without segments every pair of arms is tested; with segments, every
+        treatment against the control within each segment. Columns are those
+        of :func:`abpool.classical.classical_comparisons` plus ``prob_greater``.
+        """
+        from abpool.classical import classical_comparisons
+
+        table = classical_comparisons(self.cells, control=self.control)
+        probabilities = []
+        matrices: dict[Any, NDArray] = {}
+        for record in table.itertuples(index=False):
+            segment = record.segment if self.segmented else None
+            if segment not in matrices:
+                matrices[segment] = decisions.prob_greater_matrix(self.rate_draws(segment))
+            probabilities.append(matrices[segment][self.arm_index(record.arm_i), self.arm_index(record.arm_j)])
+        table["prob_greater"] = probabilities
+        return table
+
+    def pairwise(self) -> pd.DataFrame | None:
+        """``P(arm_i > arm_j)`` for every ordered pair within each segment; None beyond ``MAX_PAIRWISE_ARMS``."""
+        if len(self.arms) > MAX_PAIRWISE_ARMS:
+            return None
+        records = []
+        for s, segment in enumerate(self.segments or (None,)):
+            matrix = decisions.prob_greater_matrix(self._rates[:, s, :])
+            for i, arm_i in enumerate(self.arms):
+                for j, arm_j in enumerate(self.arms):
+                    if i != j:
+                        records.append(
+                            {"segment": segment, "arm_i": arm_i, "arm_j": arm_j, "prob_greater": matrix[i, j]}
+                        )
+        frame = pd.DataFrame.from_records(records, columns=["segment", "arm_i", "arm_j", "prob_greater"])
+        return frame if self.segmented else frame.drop(columns="segment")
+
+    # ------------------------------------------------------------------------ sentences
+    def sentences(self, limit: int = 12) -> list[str]:
+        """The answers in plain sentences, as the terminal and the report print them."""
+        summary = self._summary
+        level = f"{self.ci:.0%}"
+        sentences: list[str] = []
+        if not self.segmented:
+            ranked = summary.sort_values("rate", ascending=False, kind="stable")
+            best = ranked.iloc[0]
+            sentences.append(f"{best.arm} is the best {self.arm_noun} with probability {fmt.pct(best.prob_best)}.")
+            for row in ranked.iloc[1:limit].itertuples(index=False):
+                probability = self.prob_greater(best.arm, row.arm)
+                sentences.append(f"There is {fmt.chance(probability)} {best.arm} beats {row.arm}.")
+            for row in summary[~summary["is_control"]].iloc[:limit].itertuples(index=False):
+                sentence = (
+                    f"{row.arm} against the control {self.control}: lift {fmt.points(row.lift)} "
+                    f"({level} interval {fmt.points(row.lift_ci_low)} to {fmt.points(row.lift_ci_high)}); "
+                    f"{fmt.chance(row.prob_beats_control)} {row.arm} beats {self.control}."
+                )
+                sentences.append(sentence + self._rope_sentence(row))
+            sentences.append(
+                f"Choosing {best.arm} gives up {fmt.loss(best.expected_loss)} of success rate on average "
+                f"(expected loss), counting the chance that another {self.arm_noun} is in fact better."
+            )
+        else:
+            several = len(self.treatments) > 1
+            treated = summary[~summary["is_control"]]
+            controls = summary[summary["is_control"]].set_index("segment")["rate"]
+            for row in treated.iloc[:limit].itertuples(index=False):
+                arm = f"treatment {row.arm}" if several else "the treatment"
+                sentence = (
+                    f"There is {fmt.chance(row.prob_beats_control)} {arm} improved conversion in {row.segment}: "
+                    f"{fmt.rate(controls[row.segment])} → {fmt.rate(row.rate)}, lift {fmt.points(row.lift)} "
+                    f"({level} interval {fmt.points(row.lift_ci_low)} to {fmt.points(row.lift_ci_high)})."
+                )
+                sentences.append(sentence + self._rope_sentence(row))
+            if len(treated) > limit:
+                sentences.append(f"… and {len(treated) - limit:,} more rows in the table.")
+        return sentences + self.population_sentences()
+
+    def _rope_sentence(self, row: Any) -> str:
+        if self.rope is None:
+            return ""
+        return (
+            f" The lift is practically nil (|lift| < {100 * self.rope:g} pp) with probability "
+            f"{fmt.pct(row.prob_in_rope)}."
+        )
+
+    # ------------------------------------------------------------------------ serialising
+    def settings(self) -> dict[str, Any]:
+        """Every setting that reproduces this fit: ci, control, rope, seed and the model's own."""
+        return {"ci": self.ci, "control": self.control, "rope": self.rope, "seed": self.seed, **self.model_settings()}
+
+    def reproduce_command(self) -> str:
+        """The command line that refits this result (the data as ``DATA`` when it was not a file)."""
+        cells = self.cells
+        source = cells.source if cells.source not in ("DataFrame", "counts", "simulation") else "DATA"
+        parts = ["abpool", self.model, source]
+        for column in cells.segment_columns:
+            parts += ["--segment", column]
+        parts += ["--arm", cells.arm_column]
+        for role, column in (
+            ("--outcome", cells.outcome_column),
+            ("--trials", cells.trials_column),
+            ("--successes", cells.successes_column),
+        ):
+            if column is not None:
+                parts += [role, column]
+        for name, value in {**self.settings(), "prior": self.prior.name}.items():
+            if value is None or value is False:
+                continue
+            option = "--" + name.replace("_", "-")
+            parts += [option] if value is True else [option, f"{value:g}" if isinstance(value, float) else str(value)]
+        return shlex.join(parts)
+
+    def provenance(self) -> dict[str, Any]:
+        """Who made this result, when, from what: versions, time, data fingerprint and source."""
+        attrs = getattr(self.tree, "attrs", {})
+        return {
+            "abpool_version": attrs.get("creation_library_version", __version__),
+            "created": self.created,
+            "data_fingerprint": self.cells.fingerprint,
+            "data_source": self.cells.source,
+            "inference_library": attrs.get("inference_library"),
+            "inference_library_version": attrs.get("inference_library_version"),
+            "reproduce": self.reproduce_command(),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything in the result as plain JSON-ready data (see docs/vocabulary.md for the schema)."""
+        pairwise = self.pairwise()
+        payload: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "model_description": self.description,
+            "settings": self.settings(),
+            "prior": self.prior.describe(),
+            "data": {**self.cells.describe(), "table": self.cells.table.to_dict("list")},
+            "arms": list(self.arms),
+            "segments": list(self.segments),
+            "grand_rate": self.grand_rate(),
+            "summary": self._summary.to_dict("records"),
+            "population": self._population.to_dict("records"),
+            "prob_greater": None if pairwise is None else pairwise.to_dict("records"),
+            "classical": None if len(self.arms) > MAX_PAIRWISE_ARMS else self.classical().to_dict("records"),
+            "diagnostics": self.diagnostics.to_dict(),
+            "provenance": self.provenance(),
+        }
+        return to_jsonable(payload)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The result as a JSON string (see :meth:`to_dict`)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @cached_property
+    def idata(self) -> Any:
+        """The draws as an :class:`arviz.InferenceData` (ArviZ 0.x), with the same provenance attributes."""
+        import arviz as az
+
+        return az.InferenceData.from_datatree(self.tree)
+
+    def handle_convergence(self, on_unconverged: str) -> None:
+        """Act on an unconverged fit: warn (pointing at the caller's line), raise, or stay silent."""
+        if self.diagnostics.converged or on_unconverged == "ignore":
+            return
+        message = f"the {self.model} fit did not converge: " + "; ".join(self.diagnostics.warnings)
+        if on_unconverged == "raise":
+            raise ConvergenceError(message)
+        import warnings
+
+        warnings.warn(message, ConvergenceWarning, stacklevel=caller_stacklevel())
+
+    def __repr__(self) -> str:
+        diag = self.diagnostics
+        where = f", {len(self.segments)} segments" if self.segmented else ""
+        if self.segmented:
+            treated = self._summary[~self._summary["is_control"]]
+            sure = int((treated["prob_beats_control"] >= 0.95).sum())
+            headline = f"treatment beats control with P ≥ 95% in {sure} of {len(treated)} segment rows"
+        else:
+            best = self._summary.sort_values("rate", ascending=False, kind="stable").iloc[0]
+            headline = f"best {best.arm} (P(best) {fmt.pct(best.prob_best)})"
+        return (
+            f"<{type(self).__name__} {self.model}: arms {fmt.names_list(list(self.arms))} "
+            f"(control {self.control}){where}; {headline}; {diag.status}; seed {self.seed}>"
+        )
+
+
+def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
+    """The :class:`Result` fields every model saves the same way, rebuilt and checked."""
+    try:
+        settings = payload["settings"]
+        data = payload["data"]
+        table = pd.DataFrame(data["table"])
+        for column in [*data["segment_columns"], "arm"]:
+            table[column] = table[column].astype(object).map(str)
+        for column in ("trials", "successes"):
+            table[column] = table[column].astype(np.int64)
+        cells = Cells(
+            table=table,
+            segment_columns=tuple(data["segment_columns"]),
+            arm_column=str(data["arm_column"]),
+            form=data["form"],
+            source=str(data["source"]),
+            input_rows=int(data["input_rows"]),
+            outcome_column=data.get("outcome_column"),
+            trials_column=data.get("trials_column"),
+            successes_column=data.get("successes_column"),
+        )
+        fields = {
+            "cells": cells,
+            "tree": tree,
+            "diagnostics": Diagnostics(**payload["diagnostics"]),
+            "seed": int(settings["seed"]),
+            "ci": float(settings["ci"]),
+            "control": str(settings["control"]),
+            "rope": None if settings["rope"] is None else float(settings["rope"]),
+            "created": str(payload["provenance"]["created"]),
+        }
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidDataError(f"the saved result is incomplete ({exc!r}); save it again") from None
+    drawn = getattr(tree, "attrs", {}).get("data_fingerprint")
+    if cells.fingerprint != data.get("fingerprint") or drawn != data.get("fingerprint"):
+        raise InvalidDataError(
+            "the saved draws and summary come from different data (fingerprints differ); save the result again"
+        )
+    return fields
+
+
+def provenance_attrs(
+    *,
+    model: str,
+    prior: Any,
+    seed: int,
+    cells: Cells,
+    settings: dict[str, Any],
+    created: str,
+    inference: tuple[str, str],
+) -> dict[str, Any]:
+    """Attributes of a result's draws: ArviZ's provenance keys plus abpool's own."""
+    return {
+        "created_at": created,
+        "creation_library": "abpool",
+        "creation_library_version": __version__,
+        "creation_library_language": "Python",
+        "inference_library": inference[0],
+        "inference_library_version": inference[1],
+        "abpool_schema_version": SCHEMA_VERSION,
+        "model": model,
+        "prior": str(prior),
+        "seed": int(seed),
+        "data_fingerprint": cells.fingerprint,
+        "data_source": cells.source,
+        "settings": json.dumps(to_jsonable(settings), sort_keys=True),
+    }
