@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 import abpool
+import abpool.sampling
 from abpool.datasets import make_dataframe
 
 RESULTS = Path(__file__).parent / "results" / "segments.md"
@@ -122,7 +123,7 @@ def main() -> None:
     ]
     refits: dict[str, dict[int, float]] = {}
     for form in ("conditioned", "centred", "non-centred"):
-        abpool.inference._compiled.clear()
+        abpool.sampling._compiled.clear()
         for n in (10, 100, 10_000, 1_000_000, 10_000_000):
             frame = cells(n)
             t_first, first = ours(frame, seed=10, parameterisation=form)
@@ -191,13 +192,13 @@ def main() -> None:
     for n in (100, 10_000, 100_000):
         units = make_dataframe(n, list((RATES * n).round().astype(int)))
         t_article, div_article, p_article = article_model_fit(units, seed=1)
-        abpool.inference._compiled.clear()
+        abpool.sampling._compiled.clear()
         t_first, res = ours(units, seed=2)
         t_refit, res2 = ours(units, seed=3)
         lines.append(
             f"| {n:,} | {t_article:.1f} | {div_article} | {t_first:.1f} | {t_refit:.2f} | "
             f"{res.diagnostics.divergences} + {res2.diagnostics.divergences} | "
-            f"{t_article / t_first:.1f}× | {p_article:.3f} / {res.prob_better('China'):.3f} |"
+            f"{t_article / t_first:.1f}× | {p_article:.3f} / {res.prob_beats_control(segment="China"):.3f} |"
         )
         print(lines[-1], flush=True)
         write(lines)

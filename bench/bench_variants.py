@@ -22,10 +22,10 @@ import numpy as np
 from scipy import integrate, stats
 
 import abpool
-from abpool.api import fit_variants
+from abpool.variants import fit_variants
 from abpool.data import cells_from_counts
-from abpool.models.grid import fit_grid
-from abpool.priors import BDAPrior
+from abpool.variants.grid import fit_grid
+from abpool.variants.priors import BDAPrior
 
 RESULTS = Path(__file__).parent / "results" / "variants.md"
 Y = np.array([30, 50, 55, 60])
@@ -55,7 +55,7 @@ def timed(fn, repeat: int) -> tuple[float, object]:
 
 def errors(result, ref_means: np.ndarray, ref_p: float) -> tuple[float, float]:
     # Monte Carlo estimates only (draw means), so both engines are judged on equal terms.
-    mean_err = float(np.max(np.abs(result.draws.mean(axis=0) - ref_means)))
+    mean_err = float(np.max(np.abs(result.rate_draws().mean(axis=0) - ref_means)))
     return mean_err, abs(result.prob_greater("B", "C") - ref_p)
 
 
@@ -83,8 +83,8 @@ def main() -> None:
     t_nuts_first, nuts = timed(lambda: fit_variants(cells, seed=3, engine="mcmc", draws=2000, chains=2), 1)
     t_nuts, nuts2 = timed(lambda: fit_variants(cells, seed=4, engine="mcmc", draws=2000, chains=2), 2)
     rows = [
-        ("exact", f"{exact.draws.shape[0]:,} independent", t_exact, exact),
-        ("exact", f"{exact_4k.draws.shape[0]:,} independent", t_exact_4k, exact_4k),
+        ("exact", f"{exact.rate_draws().shape[0]:,} independent", t_exact, exact),
+        ("exact", f"{exact_4k.rate_draws().shape[0]:,} independent", t_exact_4k, exact_4k),
         ("PyMC NUTS, first fit (compiles)", "2 chains × 2,000", t_nuts_first, nuts),
         ("PyMC NUTS, later fits", "2 chains × 2,000", t_nuts, nuts2),
     ]
@@ -129,7 +129,7 @@ def main() -> None:
         scaling[j] = seconds
         diag = res.diagnostics
         lines.append(
-            f"| {j:,} | {res.draws.shape[0]:,} | {seconds:.3f} | {t_summary:.3f} | {peak / 2**20:.0f} | "
+            f"| {j:,} | {res.rate_draws().shape[0]:,} | {seconds:.3f} | {t_summary:.3f} | {peak / 2**20:.0f} | "
             f"{diag.grid_points:,} | {diag.edge_mass:.1e} |"
         )
     lines += [

@@ -229,3 +229,22 @@ def test_options_that_do_not_apply_are_refused(model) -> None:
         with pytest.raises(abpool.InvalidArgumentError, match="engine does not apply to the segments model"):
             abpool.analyze(frame, segment="country", arm="treated", engine="mcmc")
     assert np.all([name in model_entry(model).options for name in ("ci", "rope", "seed", "on_unconverged")])
+
+
+def test_same_seed_same_numbers(result) -> None:
+    kind = "segments" if result.model == "segments" else f"variants {result.engine}"
+    again = fit(kind)
+    first, second = result.to_dict(), again.to_dict()
+    first["provenance"].pop("created"), second["provenance"].pop("created")
+    assert first == second
+
+
+def test_the_documented_vocabulary_is_the_code_s() -> None:
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md").read_text(encoding="utf-8")
+    summary_part = text.split("## `summary()`")[1].split("## `population()`")[0]
+    population_part = text.split("## `population()`")[1].split("## Methods")[0]
+    for part, names in ((summary_part, VOCABULARY), (population_part, POPULATION_COLUMNS)):
+        documented = re.findall(r"^\| `(\w+)` \| (.+) \|$", part, re.M)
+        assert dict(documented) == names

@@ -114,7 +114,7 @@ def population_table(result: Result) -> Table:
         ("quantity", "median", f"{result.ci:.0%} interval", "P(> 0)"),
         tuple(rows),
         (False, True, True, True),
-        "Posterior medians and equal-tailed intervals (medians, never means: the mean of a+b can be infinite).",
+        "Posterior medians and equal-tailed intervals; P(> 0) for effects, the chance they are positive.",
     )
 
 
