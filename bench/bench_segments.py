@@ -198,7 +198,7 @@ def main() -> None:
         lines.append(
             f"| {n:,} | {t_article:.1f} | {div_article} | {t_first:.1f} | {t_refit:.2f} | "
             f"{res.diagnostics.divergences} + {res2.diagnostics.divergences} | "
-            f"{t_article / t_first:.1f}× | {p_article:.3f} / {res.prob_beats_control(segment="China"):.3f} |"
+            f"{t_article / t_first:.1f}× | {p_article:.3f} / {res.prob_beats_control(segment='China'):.3f} |"
         )
         print(lines[-1], flush=True)
         write(lines)

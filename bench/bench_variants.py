@@ -22,8 +22,8 @@ import numpy as np
 from scipy import integrate, stats
 
 import abpool
-from abpool.variants import fit_variants
 from abpool.data import cells_from_counts
+from abpool.variants import fit_variants
 from abpool.variants.grid import fit_grid
 from abpool.variants.priors import BDAPrior
 

@@ -169,7 +169,7 @@ def test_a_segment_without_the_control_is_skipped() -> None:
 
 
 def test_unknown_control_is_named() -> None:
-    with pytest.raises(InvalidArgumentError, match="control 'Z' is not an arm; arms are: A, B"):
+    with pytest.raises(InvalidArgumentError, match="control must be one of A, B, got 'Z'"):
         classical_comparisons(cells_from_counts([1, 2], [10, 10]), control="Z")
 
 

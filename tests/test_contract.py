@@ -28,8 +28,8 @@ from abpool.result import (
     registered_models,
 )
 
-# One worker holds these, so the segments model is compiled once.
-pytestmark = pytest.mark.xdist_group("segments")
+# One worker holds these, so the segments model is compiled once for them.
+pytestmark = pytest.mark.xdist_group("contract")
 
 KINDS = ("variants exact", "variants mcmc", "segments")
 SCHEMA_KEYS = {

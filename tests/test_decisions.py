@@ -57,5 +57,5 @@ def test_rope_and_lift() -> None:
     np.testing.assert_allclose(absolute[:, 1], [0.01, 0.05])
     np.testing.assert_allclose(relative[:, 1], [0.1, 0.5])
     assert decisions.prob_in_rope(absolute[:, [1]], 0.02)[0] == 0.5
-    with pytest.raises(ValueError, match="ROPE"):
+    with pytest.raises(ValueError, match="rope must be greater than 0"):
         decisions.prob_in_rope(absolute, 0)

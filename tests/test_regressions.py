@@ -16,7 +16,6 @@ import pytest
 import abpool
 from abpool.datasets import make_dataframe
 
-pytestmark = pytest.mark.xdist_group("segments")
 ABPOOL = [sys.executable, "-m", "abpool"]
 
 

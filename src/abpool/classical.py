@@ -142,7 +142,7 @@ def _pairs(cells: Cells, control: str | None) -> list[tuple[str | None, int, int
     table = cells.table
     arms = cells.arms
     if control is not None and str(control) not in arms:
-        raise InvalidArgumentError(f"control {control!r} is not an arm; arms are: {', '.join(arms[:20])}")
+        raise InvalidArgumentError(f"control must be one of {', '.join(arms[:20])}, got {control!r}")
     if not cells.segment_columns:
         rows = range(len(table))
         return [(None, i, j) for i in rows for j in rows if i < j]

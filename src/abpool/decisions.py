@@ -19,23 +19,10 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from abpool.errors import InvalidArgumentError
+from abpool._validation import check_level, check_positive
 
 # Bound on draws × pairs held in memory at once when filling the P(i > j) matrix.
 _PAIR_CHUNK = 20_000_000
-
-
-def check_level(level: float) -> float:
-    """Validate a credible level in (0, 1).
-
-    Examples
-    --------
-    >>> check_level(0.9)
-    0.9
-    """
-    if not (isinstance(level, int | float) and 0.0 < float(level) < 1.0):
-        raise InvalidArgumentError(f"credible level must be between 0 and 1 (e.g. 0.95), got {level!r}")
-    return float(level)
 
 
 def equal_tailed_interval(draws: NDArray, level: float) -> tuple[NDArray, NDArray]:
@@ -48,7 +35,7 @@ def equal_tailed_interval(draws: NDArray, level: float) -> tuple[NDArray, NDArra
     >>> round(float(low[0]), 6), round(float(high[0]), 6)
     (50.0, 950.0)
     """
-    level = check_level(level)
+    level = check_level(level, "level")
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(draws, [tail, 1.0 - tail], axis=0)
     return low, high
@@ -64,7 +51,7 @@ def highest_density_interval(draws: NDArray, level: float) -> tuple[NDArray, NDA
     >>> float(high[0] - low[0])
     50.0
     """
-    level = check_level(level)
+    level = check_level(level, "level")
     ordered = np.sort(np.asarray(draws, dtype=float), axis=0)
     n = ordered.shape[0]
     keep = int(np.ceil(level * n))
@@ -165,6 +152,5 @@ def prob_in_rope(difference: NDArray, rope: float) -> NDArray:
     >>> prob_in_rope(np.array([[0.001], [0.05]]), 0.01).tolist()
     [0.5]
     """
-    if not (rope > 0 and np.isfinite(rope)):
-        raise InvalidArgumentError(f"ROPE half-width must be a positive number, got {rope!r}")
+    rope = check_positive(rope, "rope")
     return np.mean(np.abs(difference) < rope, axis=0)

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 
 from abpool import _format as fmt
 from abpool import decisions
+from abpool._validation import check_choice
 from abpool._version import __version__
 from abpool.data import Cells
 from abpool.diagnostics import Diagnostics
@@ -170,9 +171,7 @@ class FigureSpec:
 
 def check_on_unconverged(value: str) -> str:
     """Validate ``on_unconverged``: ``"warn"`` (default), ``"raise"`` or ``"ignore"``."""
-    if value not in ON_UNCONVERGED:
-        raise InvalidArgumentError(f"on_unconverged must be one of {', '.join(ON_UNCONVERGED)}, got {value!r}")
-    return value
+    return check_choice(value, "on_unconverged", ON_UNCONVERGED)
 
 
 def caller_stacklevel() -> int:
@@ -291,6 +290,32 @@ class Result(ABC):
     def population_sentences(self) -> list[str]:
         """Sentences about the population level (none by default)."""
         return []
+
+    @classmethod
+    def from_draws(
+        cls, groups: dict[str, Any], *, inference: tuple[str, str], on_unconverged: str, **fields: Any
+    ) -> Result:
+        """Assemble a fitted result: its draws (``groups`` of xarray Datasets) with provenance, then its verdict.
+
+        ``inference`` names the library (and version) that drew the samples;
+        ``fields`` are the result's own. An unconverged fit is then handled as
+        ``on_unconverged`` says (see :meth:`handle_convergence`).
+        """
+        import xarray as xr
+
+        tree = xr.DataTree.from_dict(groups)
+        result = cls(tree=tree, **fields)
+        tree.attrs = provenance_attrs(
+            model=result.model,
+            prior=result.prior,
+            seed=result.seed,
+            cells=result.cells,
+            settings=result.settings(),
+            created=result.created,
+            inference=inference,
+        )
+        result.handle_convergence(on_unconverged)
+        return result
 
     # ------------------------------------------------------------------------ basics
     @property

@@ -16,11 +16,11 @@ from abpool._validation import (
 )
 from abpool.data import DataSource, load_cells
 from abpool.errors import InvalidArgumentError
-from abpool.result import check_on_unconverged, now, provenance_attrs
+from abpool.result import check_on_unconverged
 from abpool.segments.layout import layout_from_cells
 from abpool.segments.model import MONITORED, build_segments_model, check_form, complete_draws, label_draws, model_data
 from abpool.segments.priors import SegmentsPrior, get_segments_prior
-from abpool.segments.result import MODEL_NAME, SegmentsResult
+from abpool.segments.result import SegmentsResult
 
 SAMPLERS = ("nutpie", "pymc")
 
@@ -155,7 +155,6 @@ def analyze_segments(
         data=model_data(layout, form),
         complete=lambda fitted: label_draws(complete_draws(fitted, layout, prior_obj, form), layout),
     )
-    created = now()
     groups = {"posterior": idata.posterior}
     if "sample_stats" in idata:
         groups["sample_stats"] = idata.sample_stats
@@ -164,31 +163,20 @@ def analyze_segments(
         {"trials": (("segment", "arm"), n), "successes": (("segment", "arm"), y)},
         coords={"segment": list(layout.segments), "arm": list(layout.arms)},
     )
-    tree = xr.DataTree.from_dict(groups)
-    result = SegmentsResult(
+    return SegmentsResult.from_draws(
+        groups,
+        inference=inference_library(sampler),
+        on_unconverged=on_unconverged,
         cells=cells,
         prior=prior_obj,
-        tree=tree,
         diagnostics=diagnostics,
         seed=seed,
         ci=ci,
         control=layout.control,
         rope=rope,
-        created=created,
         correlated=correlated,
         parameterisation=form,
         sampler=sampler,
         tune=tune,
         target_accept=target_accept,
     )
-    tree.attrs = provenance_attrs(
-        model=MODEL_NAME,
-        prior=prior_obj,
-        seed=seed,
-        cells=cells,
-        settings=result.settings(),
-        created=created,
-        inference=inference_library(sampler),
-    )
-    result.handle_convergence(on_unconverged)
-    return result

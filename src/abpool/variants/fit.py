@@ -12,10 +12,10 @@ from abpool._version import __version__
 from abpool.data import Cells, DataSource, cells_from_counts, load_cells
 from abpool.diagnostics import independent_draws
 from abpool.errors import InvalidArgumentError
-from abpool.result import check_on_unconverged, now, provenance_attrs
+from abpool.result import check_on_unconverged
 from abpool.variants.engines import build_pymc_model, conditional_rate_draws, exact_draws
 from abpool.variants.priors import VariantsPrior, get_variants_prior
-from abpool.variants.result import MODEL_NAME, VariantsResult
+from abpool.variants.result import VariantsResult
 
 ENGINES = ("exact", "mcmc")
 # The exact engine's draws are independent, so 20,000 give Monte Carlo error
@@ -202,7 +202,6 @@ def fit_variants(
         sample_stats = idata.sample_stats
         inference = inference_library("pymc")
 
-    created = now()
     dims = ("chain", "draw")
     posterior = xr.Dataset(
         {
@@ -218,28 +217,17 @@ def fit_variants(
     groups = {"posterior": posterior, "observed_data": observed}
     if sample_stats is not None:
         groups["sample_stats"] = sample_stats
-    tree = xr.DataTree.from_dict(groups)
-    result = VariantsResult(
+    return VariantsResult.from_draws(
+        groups,
+        inference=inference,
+        on_unconverged=on_unconverged,
         cells=cells,
         prior=prior_obj,
-        tree=tree,
         diagnostics=diagnostics,
         seed=seed,
         ci=ci,
         control=control_label,
         rope=rope,
-        created=created,
         engine=engine,
         tune=tune_used,
     )
-    tree.attrs = provenance_attrs(
-        model=MODEL_NAME,
-        prior=prior_obj,
-        seed=seed,
-        cells=cells,
-        settings=result.settings(),
-        created=created,
-        inference=inference,
-    )
-    result.handle_convergence(on_unconverged)
-    return result
