@@ -125,12 +125,22 @@ def test_input_file_is_untouched(article_cells_csv) -> None:
 
 def test_unconverged_variants_fit_exits_1_with_one_line(article_cells_csv) -> None:
     # Ten draws per chain cannot reach the ESS threshold: the table is printed, then the fit is refused.
-    proc = run("variants", article_cells_csv, "--engine", "mcmc", "--draws", "10", "--seed", "1")
+    proc = run("variants", article_cells_csv, "--engine", "mcmc", "--draws", "100", "--tune", "10", "--seed", "1")
     assert proc.returncode == 1
     assert "NOT CONVERGED" in proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert lines[-1].startswith("abpool: error: the fit did not converge")
     allowed = run(
-        "variants", article_cells_csv, "--engine", "mcmc", "--draws", "10", "--seed", "1", "--allow-unconverged"
+        "variants",
+        article_cells_csv,
+        "--engine",
+        "mcmc",
+        "--draws",
+        "100",
+        "--tune",
+        "10",
+        "--seed",
+        "1",
+        "--allow-unconverged",
     )
     assert allowed.returncode == 0

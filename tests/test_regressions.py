@@ -31,7 +31,7 @@ def users_csv(tmp_path_factory):
 
 
 def test_1_analyze_refuses_an_unconverged_fit_like_variants_does(article_cells_csv) -> None:
-    proc = run("analyze", article_cells_csv, "--engine", "mcmc", "--draws", "10", "--seed", "1")
+    proc = run("analyze", article_cells_csv, "--engine", "mcmc", "--draws", "100", "--tune", "10", "--seed", "1")
     assert proc.returncode == 1
     assert "NOT CONVERGED" in proc.stdout
     assert proc.stderr.strip().splitlines()[-1].startswith("abpool: error: the fit did not converge")
@@ -104,14 +104,14 @@ def test_6_the_level_reaches_the_population_intervals(article_cells_csv) -> None
 def test_7_convergence_error_on_request_and_one_line_on_the_command_line(article_cells_csv) -> None:
     with pytest.raises(abpool.ConvergenceError, match="did not converge"):
         abpool.analyze_variants(
-            successes=[30, 50], trials=[100, 100], engine="mcmc", draws=10, tune=10, seed=1, on_unconverged="raise"
+            successes=[30, 50], trials=[100, 100], engine="mcmc", draws=100, tune=10, seed=1, on_unconverged="raise"
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        abpool.analyze_variants(successes=[30, 50], trials=[100, 100], engine="mcmc", draws=10, tune=10, seed=1)
+        abpool.analyze_variants(successes=[30, 50], trials=[100, 100], engine="mcmc", draws=100, tune=10, seed=1)
     convergence = [w for w in caught if issubclass(w.category, abpool.ConvergenceWarning)]
     assert len(convergence) == 1 and convergence[0].filename == __file__
-    proc = run("variants", article_cells_csv, "--engine", "mcmc", "--draws", "10", "--seed", "1")
+    proc = run("variants", article_cells_csv, "--engine", "mcmc", "--draws", "100", "--tune", "10", "--seed", "1")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "

@@ -142,10 +142,10 @@ def _damage(directory: Path, case: str) -> None:
     ("case", "message"),
     [
         ("no directory", "no such directory"),
-        ("summary.json corrupt", "is not a readable abpool summary"),
-        ("posterior.nc corrupt", "cannot read"),
-        ("posterior.nc missing", "posterior.nc is missing"),
-        ("different data", "fingerprints differ"),
+        ("summary.json corrupt", "summary.json .* does not match its manifest"),
+        ("posterior.nc corrupt", "posterior.nc .* does not match its manifest"),
+        ("posterior.nc missing", "has no posterior.nc"),
+        ("different data", "summary.json .* does not match its manifest"),
     ],
 )
 def test_report_of_bad_directory_exits_2_with_one_line(tmp_path, fit, case, message) -> None:

@@ -215,7 +215,7 @@ def test_cli_effect_study_writes_table_json_and_figure(tmp_path) -> None:
         (["--loss-bound", "-1"], "loss bound must be a positive"),
         (["--alpha", "2"], "alpha must be strictly between 0 and 1"),
         (["--prior", "flat"], "prior must be one of bda, lognormal"),
-        (["--draws", "5"], "draws must be an integer of at least 100"),
+        (["--draws", "5"], "draws must be an integer of at least 1000"),
         (["--workers", "0"], "workers must be an integer of at least 1"),
         (["--seed", "-3"], "seed must be an integer of at least 0"),
     ],
@@ -240,7 +240,7 @@ def test_simulation_based_calibration_of_the_variants_model(seed) -> None:
     """
     rng = np.random.default_rng(seed)
     prior = LogNormalPrior()
-    replicates, draws, bins, arms = 1_000, 99, 10, 4
+    replicates, draws, bins, arms = 1_000, 999, 10, 4
     ranks = np.empty((replicates, 2), dtype=int)
     for r in range(replicates):
         a, b = prior.sample(rng, 1)
@@ -349,7 +349,7 @@ def test_segments_study_finds_an_unmissable_effect_and_reports_progress(seed) ->
     ticks: list[int] = []
     study = run_study(
         design,
-        RuleSettings(model="segments", draws=400, loss_bound=0.05),
+        RuleSettings(model="segments", draws=1_000, loss_bound=0.05),
         experiments=2,
         seed=seed,
         progress=ticks.append,
@@ -364,7 +364,7 @@ def test_segments_study_finds_an_unmissable_effect_and_reports_progress(seed) ->
 
 @segments_group
 def test_segments_cli_json_contract_and_same_seed_same_study(tmp_path) -> None:
-    args = ["simulate", "--segments", "2", "--trials", "100", "--experiments", "2", "--seed", "4", "--draws", "400"]
+    args = ["simulate", "--segments", "2", "--trials", "100", "--experiments", "2", "--seed", "4", "--draws", "1000"]
     as_json = CliRunner().invoke(app, [*args, "--json"])
     assert as_json.exit_code == 0, as_json.output
     assert as_json.stderr == ""  # no progress bar with --json
@@ -403,7 +403,7 @@ def test_segments_cli_json_contract_and_same_seed_same_study(tmp_path) -> None:
         (["--segments", "4", "--effect-spread", "-0.5"], "effect spread must be zero or positive"),
         (["--segments", "4", "--base-rate-spread", "nan"], "base rate spread must be a finite number"),
         (["--segments", "4", "--prior", "bda"], "prior must be one of article, flat, conservative (the segments model"),
-        (["--segments", "4", "--draws", "50"], "draws must be an integer of at least 100"),
+        (["--segments", "4", "--draws", "50"], "draws must be an integer of at least 1000"),
         (["--effect-spread", "0.2"], "--effect-spread applies only to a segments study"),
     ],
 )

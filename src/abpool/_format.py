@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -108,6 +109,34 @@ def p_value(value: float | None) -> str:
 def count(value: int | float | None) -> str:
     """A count with thousands separators."""
     return DASH if missing(value) else f"{int(value):,}"
+
+
+def display(text: Any) -> str:
+    r"""User text made safe to show: control and format characters become visible escapes.
+
+    Escape sequences in an arm's name would otherwise reach the terminal raw
+    (clearing the screen, retitling the window), and bidirectional overrides
+    would reorder what the reader sees.
+
+    Examples
+    --------
+    >>> display("A\x1b[2J"), display("B\u202eC"), display("naïve café")
+    ('A\\x1b[2J', 'B\\u202eC', 'naïve café')
+    """
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char == " " or unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp") else _escaped(char)
+        for char in text
+    )
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def names_list(names: list[str], limit: int = 8) -> str:

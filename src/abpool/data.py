@@ -25,10 +25,13 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
-from collections.abc import Sequence
+import numbers
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +47,15 @@ TRIALS_NAMES = ("trials", "n", "users", "visitors")
 SUCCESSES_NAMES = ("successes", "conversions", "converted_users")
 OUTCOME_NAMES = ("outcome", "success", "converted", "conversion")
 
+# The row-number column abpool adds to the source; renamed when the data already has a column so named.
 _ROW = "__abpool_row"
+# Counts beyond this are refused: float64 represents every integer up to 2^53 ≈ 9.0e15 exactly, and
+# the engines, the tests and the sums over cells stay exact below it.
+MAX_COUNT = 10**15
+# Joins the values of several segment columns into one label, for display.
+SEGMENT_SEPARATOR = " / "
+# Characters that DuckDB's file readers take as a glob pattern.
+_GLOB = set("*?[]{}")
 _READERS = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -97,6 +108,30 @@ class Cells:
         """Arm labels in order of first appearance."""
         return tuple(dict.fromkeys(self.table["arm"]))
 
+    def segment_labels(self) -> list[str]:
+        """One label per row of :attr:`table`: its segment values joined by ``" / "``.
+
+        The join is for display, and it stays one-to-one: when two different
+        segments would read alike (``('A / B', 'C')`` and ``('A', 'B / C')``),
+        every value is quoted instead (``'A / B' / 'C'``).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> table = pd.DataFrame({"x": ["A / B", "A"], "y": ["C", "B / C"], "arm": ["t", "t"],
+        ...                       "trials": [1, 1], "successes": [0, 0]})
+        >>> Cells(table, ("x", "y"), "arm", "cells", "DataFrame", 2).segment_labels()
+        ["'A / B' / 'C'", "'A' / 'B / C'"]
+        """
+        columns = list(self.segment_columns)
+        if not columns:
+            return [""] * len(self.table)
+        keys = list(self.table[columns].astype(str).itertuples(index=False, name=None))
+        plain = [SEGMENT_SEPARATOR.join(key) for key in keys]
+        if len(set(plain)) == len(set(keys)):
+            return plain
+        return [SEGMENT_SEPARATOR.join(repr(value) for value in key) for key in keys]
+
     @property
     def fingerprint(self) -> str:
         """SHA-256 of the aggregated cells: equal for unit rows and cells that agree."""
@@ -120,6 +155,26 @@ class Cells:
         }
 
 
+class _Source:
+    """A DuckDB connection holding the source as ``abpool_src``, and the name of its row-number column."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.row = _ROW
+
+    def execute(self, sql: str) -> duckdb.DuckDBPyConnection:
+        return self.con.execute(sql)
+
+    def choose_row_column(self, columns: Sequence[str]) -> str:
+        """A row-number column name that is none of the user's columns."""
+        taken = set(columns)
+        name = _ROW
+        while name in taken:
+            name += "_"
+        self.row = name
+        return name
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -128,17 +183,24 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _open(con: duckdb.DuckDBPyConnection, data: DataSource) -> str:
-    """Load the source into table ``abpool_src`` with a 1-based row number; return its name."""
+def _open(con: _Source, data: DataSource) -> str:
+    """Load the source into table ``abpool_src`` with a 1-based row number; return its name.
+
+    A file name is a file name: characters that DuckDB would read as a glob
+    pattern (``exp[1].csv``, ``star*.csv``) are read literally.
+    """
     if isinstance(data, pd.DataFrame):
         if data.columns.duplicated().any():
             dup = data.columns[data.columns.duplicated()][0]
             raise InvalidDataError(f"column {dup!r} appears more than once in the DataFrame; rename it")
         frame = data.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
+        row = con.choose_row_column(frame.columns)
         try:
-            con.register("abpool_frame", frame)
-            con.execute(f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_ROW} FROM abpool_frame")
+            con.con.register("abpool_frame", frame)
+            con.execute(
+                f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_quote(row)} FROM abpool_frame"
+            )
         except duckdb.Error as exc:
             first_line = str(exc).strip().splitlines()[0]
             raise InvalidDataError(
@@ -166,15 +228,28 @@ def _open(con: duckdb.DuckDBPyConnection, data: DataSource) -> str:
         raise InvalidDataError(f"{path}: cannot be read ({exc.strerror})") from None
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[kind]
     options = ", header = true" if kind == "csv" else ""
-    try:
-        con.execute(
-            f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_ROW} "
-            f"FROM {reader}({_literal(path)}{options})"
-        )
-    except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
+    with _literal_path(path) as readable:
+        scan = f"{reader}({_literal(readable)}{options})"
+        try:
+            columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+            row = con.choose_row_column(columns)
+            con.execute(f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_quote(row)} FROM {scan}")
+        except duckdb.Error as exc:
+            first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
+            raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
     return str(path)
+
+
+@contextlib.contextmanager
+def _literal_path(path: Path) -> Iterator[Path]:
+    """``path`` under a name DuckDB cannot take for a glob pattern (a link in a private directory when needed)."""
+    if not (_GLOB & set(str(path))):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="abpool-") as directory:
+        link = Path(directory) / f"data{path.suffix.lower()}"
+        link.symlink_to(path.resolve())
+        yield link
 
 
 def _resolve(
@@ -219,7 +294,8 @@ def _first_bad(con: duckdb.DuckDBPyConnection, condition: str, column: str) -> t
     """Return (row, value) of the first source row matching ``condition``, if any."""
     row = _fetchone(
         con,
-        f"SELECT {_ROW}, CAST({_quote(column)} AS VARCHAR) FROM abpool_src WHERE {condition} ORDER BY {_ROW} LIMIT 1",
+        f"SELECT {_quote(con.row)}, CAST({_quote(column)} AS VARCHAR) FROM abpool_src "
+        f"WHERE {condition} ORDER BY {_quote(con.row)} LIMIT 1",
     )
     return None if row is None else (int(row[0]), row[1])
 
@@ -283,7 +359,7 @@ def _aggregate_units(con, arm: str, segments: Sequence[str], outcome: str, sourc
     selected = ", ".join(f"CAST({_quote(k)} AS VARCHAR) AS {_quote(k)}" for k in keys)
     return (
         con.execute(
-            f"SELECT {selected}, count(*) AS trials, sum({value}) AS successes, min({_ROW}) AS first_row "
+            f"SELECT {selected}, count(*) AS trials, sum({value}) AS successes, min({_quote(con.row)}) AS first_row "
             f"FROM abpool_src GROUP BY {', '.join(f'CAST({_quote(k)} AS VARCHAR)' for k in keys)} "
             f"ORDER BY first_row"
         )
@@ -315,6 +391,12 @@ def _check_count_column(con, column: str, role: str, source: str) -> None:
         raise InvalidDataError(
             f"{role} column {column!r} must hold whole numbers, but row {bad[0]} of {source} has {bad[1]}"
         )
+    bad = _first_bad(con, f"{num} > {MAX_COUNT}", column)
+    if bad is not None:
+        raise InvalidDataError(
+            f"{role} column {column!r} has {bad[1]} at row {bad[0]} of {source}, beyond the largest count abpool "
+            f"analyses exactly (10^15 per cell); check the value"
+        )
 
 
 def _aggregated_cells(con, arm: str, segments: Sequence[str], trials: str, successes: str, source: str) -> pd.DataFrame:
@@ -323,8 +405,8 @@ def _aggregated_cells(con, arm: str, segments: Sequence[str], trials: str, succe
     t, s = _quote(trials), _quote(successes)
     row = _fetchone(
         con,
-        f"SELECT {_ROW}, {s}, {t} FROM abpool_src WHERE CAST({s} AS DOUBLE) > CAST({t} AS DOUBLE) "
-        f"ORDER BY {_ROW} LIMIT 1",
+        f"SELECT {_quote(con.row)}, {s}, {t} FROM abpool_src WHERE CAST({s} AS DOUBLE) > CAST({t} AS DOUBLE) "
+        f"ORDER BY {_quote(con.row)} LIMIT 1",
     )
     if row is not None:
         raise InvalidDataError(
@@ -335,8 +417,8 @@ def _aggregated_cells(con, arm: str, segments: Sequence[str], trials: str, succe
     key_sql = ", ".join(f"CAST({_quote(k)} AS VARCHAR)" for k in keys)
     dup = _fetchone(
         con,
-        f"SELECT {key_sql}, list({_ROW} ORDER BY {_ROW}) AS rows FROM abpool_src GROUP BY {key_sql} "
-        f"HAVING count(*) > 1 ORDER BY min({_ROW}) LIMIT 1",
+        f"SELECT {key_sql}, list({_quote(con.row)} ORDER BY {_quote(con.row)}) AS rows FROM abpool_src "
+        f"GROUP BY {key_sql} HAVING count(*) > 1 ORDER BY min({_quote(con.row)}) LIMIT 1",
     )
     if dup is not None:
         label = " / ".join(str(v) for v in dup[:-1])
@@ -348,7 +430,7 @@ def _aggregated_cells(con, arm: str, segments: Sequence[str], trials: str, succe
     selected = ", ".join(f"CAST({_quote(k)} AS VARCHAR) AS {_quote(k)}" for k in keys)
     return con.execute(
         f"SELECT {selected}, CAST({t} AS BIGINT) AS trials, CAST({s} AS BIGINT) AS successes "
-        f"FROM abpool_src ORDER BY {_ROW}"
+        f"FROM abpool_src ORDER BY {_quote(con.row)}"
     ).df()
 
 
@@ -405,7 +487,14 @@ def load_cells(
     con = duckdb.connect()
     try:
         return _load(
-            con, data, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment, control=control
+            _Source(con),
+            data,
+            arm=arm,
+            outcome=outcome,
+            trials=trials,
+            successes=successes,
+            segment=segment,
+            control=control,
         )
     finally:
         con.close()
@@ -413,14 +502,24 @@ def load_cells(
 
 def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Cells:
     source = _open(con, data)
-    columns = [c for c in _column_types(con) if c != _ROW]
+    columns = [c for c in _column_types(con) if c != con.row]
     if not columns:
         raise InvalidDataError(f"{source} has no columns")
     n_rows = int(_fetchone(con, "SELECT count(*) FROM abpool_src")[0])
     if n_rows == 0:
         raise InvalidDataError(f"{source} has a header but no data rows")
 
-    segments_wanted = [segment] if isinstance(segment, str) else list(segment or [])
+    for name, value in (("arm", arm), ("outcome", outcome), ("trials", trials), ("successes", successes)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidArgumentError(f"{name} must be a column name (a string), got {value!r}")
+    if segment is None or isinstance(segment, str):
+        segments_wanted = [] if segment is None else [segment]
+    elif isinstance(segment, Sequence) and all(isinstance(s, str) for s in segment):
+        segments_wanted = list(segment)
+    else:
+        raise InvalidArgumentError(f"segment must be a column name or a list of column names, got {segment!r}")
+    if len(set(segments_wanted)) < len(segments_wanted):
+        raise InvalidArgumentError(f"segment must name each column once, got {segments_wanted!r}")
     segment_cols = [_resolve(columns, s, (), "segment", "--segment", source) for s in segments_wanted]
     arm_col = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", source)
     if arm_col in segment_cols:
@@ -467,6 +566,8 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
     if len(zero):
         label = " / ".join(str(v) for v in table.loc[zero[0], [*segment_cols, "arm"]])
         raise InvalidDataError(f"cell {label!r} has 0 trials in {source}; remove it or add its data")
+    for col in [*segment_cols, "arm"]:
+        _check_distinct_labels(table[col], arm_col if col == "arm" else col, source)
     arms = tuple(dict.fromkeys(table["arm"]))
     if len(arms) < 2:
         raise InvalidDataError(
@@ -489,6 +590,19 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
     )
 
 
+def _check_distinct_labels(labels: pd.Series, column: str, source: str) -> None:
+    """Refuse labels that differ only by surrounding spaces or by case: they look like one arm (or segment)."""
+    distinct = pd.Series(pd.unique(labels))
+    folded = distinct.str.strip().str.casefold()
+    clashing = folded[folded.duplicated(keep=False)]
+    if len(clashing):
+        group = distinct[folded == clashing.iloc[0]].tolist()
+        raise InvalidDataError(
+            f"column {column!r} in {source} has labels that differ only by spaces or case: "
+            f"{', '.join(repr(label) for label in group)}; make them identical, or clearly different"
+        )
+
+
 def cells_from_counts(
     successes: Sequence[int] | np.ndarray,
     trials: Sequence[int] | np.ndarray,
@@ -501,19 +615,39 @@ def cells_from_counts(
     >>> cells_from_counts([30, 50], [100, 100]).arms
     ('A', 'B')
     """
-    successes = list(np.asarray(successes).ravel())
-    trials = list(np.asarray(trials).ravel())
+    successes = _count_array(successes, "successes")
+    trials = _count_array(trials, "trials")
     if len(successes) != len(trials):
         raise InvalidArgumentError(
             f"successes has {len(successes)} values but trials has {len(trials)}; give one of each per variant"
         )
     if names is None:
         names = [_default_name(i) for i in range(len(trials))]
+    if isinstance(names, str) or not all(isinstance(n, str | int | np.integer) for n in names):
+        raise InvalidArgumentError(f"names must be a list of labels, one per variant, got {names!r}")
     names = [str(n) for n in names]
     if len(names) != len(trials):
         raise InvalidArgumentError(f"names has {len(names)} values but there are {len(trials)} variants")
     frame = pd.DataFrame({"variant": names, "trials": trials, "successes": successes})
     return load_cells(frame)
+
+
+def _count_array(values: Any, name: str) -> list[int]:
+    """A flat sequence of whole, non-negative counts up to ``MAX_COUNT``, as Python ints."""
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1:
+        raise InvalidArgumentError(
+            f"{name} must be a flat sequence of counts, one per variant, got an array of shape {array.shape}"
+        )
+    counts = []
+    for value in array:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+            raise InvalidArgumentError(f"{name} must hold whole numbers, got {value!r}")
+        count = int(value)
+        if not 0 <= count <= MAX_COUNT:
+            raise InvalidArgumentError(f"{name} must hold counts between 0 and 10^15, got {count}")
+        counts.append(count)
+    return counts
 
 
 def _default_name(index: int) -> str:

@@ -15,16 +15,18 @@ from abpool.result import Result
 class ReportableResult(Result):
     """A :class:`~abpool.result.Result` that saves, renders and plots itself."""
 
-    def save(self, directory: str | Path, *, report: bool = True) -> Path:
-        """Write ``posterior.nc`` (draws), ``summary.json`` and ``report.html`` into ``directory``, atomically.
+    def save(self, directory: str | Path, *, report: bool = True, force: bool = False) -> Path:
+        """Save the run into ``directory``: ``posterior.nc``, ``summary.json``, ``report.html``, ``manifest.json``.
 
-        :func:`abpool.load` reads the directory back; ``abpool report DIR``
-        re-renders the report from it. Pass ``report=False`` to skip the HTML.
-        Returns the directory.
+        The directory is replaced as a whole (a reader sees the old run or the
+        new one, never a mix); one holding files abpool did not write is
+        refused unless ``force``. :func:`abpool.load` reads it back and
+        ``abpool report DIR`` re-renders the report. Pass ``report=False`` to
+        skip the HTML. Returns the directory.
         """
         from abpool.store import save_result
 
-        return save_result(self, directory, report=report)
+        return save_result(self, directory, report=report, force=force)
 
     def to_html(self) -> str:
         """The full self-contained HTML report (figures inline), as written by :meth:`save`."""

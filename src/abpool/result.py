@@ -421,7 +421,7 @@ class Result(ABC):
         hdi_low, hdi_high = decisions.highest_density_interval(draws.reshape(n_draws, -1), self.ci)
         control = draws[:, :, [self.control_index]]
         absolute = draws - control
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             relative = draws / control - 1.0
         lift_q = np.quantile(absolute, [tail, 0.5, 1.0 - tail], axis=0)
         rel_q = np.nanquantile(relative, [tail, 0.5, 1.0 - tail], axis=0)
@@ -496,14 +496,29 @@ class Result(ABC):
         """Population-level answers, one row per quantity; columns from :data:`POPULATION_COLUMNS`."""
         return self._population.copy()
 
+    def classical_skipped(self) -> str | None:
+        """Why the classical comparison is left out (too many pairs to test), or None when it is not."""
+        if self.segmented or len(self.arms) <= MAX_PAIRWISE_ARMS:
+            return None
+        pairs = len(self.arms) * (len(self.arms) - 1) // 2
+        return (
+            f"the classical comparison tests every pair: {pairs:,} pairs for {len(self.arms):,} arms, beyond the "
+            f"{MAX_PAIRWISE_ARMS}-arm limit; compare chosen arms with prob_greater(i, j)"
+        )
+
     def classical(self) -> pd.DataFrame:
         """The classical comparison beside the posterior: each comparison's tests and ``P(arm_i > arm_j)``.
 
-        Without segments every pair of arms is tested; with segments, every
-        treatment against the control within each segment. Columns are those
-        of :func:`abpool.classical.classical_comparisons` plus ``prob_greater``.
+        Without segments every pair of arms is tested (up to ``MAX_PAIRWISE_ARMS``
+        arms: the pairs grow as arms²); with segments, every treatment against
+        the control within each segment. Columns are those of
+        :func:`abpool.classical.classical_comparisons` plus ``prob_greater``.
         """
         from abpool.classical import classical_comparisons
+
+        skipped = self.classical_skipped()
+        if skipped is not None:
+            raise InvalidArgumentError(skipped)
 
         table = classical_comparisons(self.cells, control=self.control)
         probabilities = []
@@ -636,7 +651,7 @@ class Result(ABC):
             "summary": self._summary.to_dict("records"),
             "population": self._population.to_dict("records"),
             "prob_greater": None if pairwise is None else pairwise.to_dict("records"),
-            "classical": None if len(self.arms) > MAX_PAIRWISE_ARMS else self.classical().to_dict("records"),
+            "classical": None if self.classical_skipped() else self.classical().to_dict("records"),
             "diagnostics": self.diagnostics.to_dict(),
             "provenance": self.provenance(),
         }

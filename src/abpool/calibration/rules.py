@@ -69,7 +69,7 @@ class RuleSettings:
             )
         check_probability(self.alpha, "alpha", "0.05")
         self._prior()
-        check_int(self.draws, "draws", minimum=100, hint=" (posterior draws per experiment)")
+        check_int(self.draws, "draws", minimum=1_000, hint=" (posterior draws per experiment)")
 
     def _prior(self) -> Any:
         if self.model == "segments":

@@ -50,6 +50,9 @@ SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [defaul
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc, summary.json and report.html.")]
 AllowOpt = Annotated[bool, typer.Option("--allow-unconverged", help="Exit 0 even if the fit did not converge.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Write --out into a directory that holds other files (they are kept).")
+]
 ClassicalOpt = Annotated[
     bool, typer.Option("--classical", help="Also print two-proportion tests with Bonferroni/Holm/BH-adjusted p-values.")
 ]
@@ -57,7 +60,9 @@ ClassicalOpt = Annotated[
 
 def fail(exc: AbpoolError) -> NoReturn:
     """Print ``exc`` as one line on stderr and exit 2 (bad input) or 1 (did not converge)."""
-    message = " ".join(str(exc).split())
+    from abpool._format import display
+
+    message = display(" ".join(str(exc).split()))
     print(f"abpool: error: {message}", file=sys.stderr)
     raise typer.Exit(code=1 if isinstance(exc, ConvergenceError) else 2)
 
@@ -71,12 +76,14 @@ def analyse_and_emit(
     out: Path | None,
     allow_unconverged: bool,
     classical: bool,
+    force: bool = False,
 ) -> None:
     """Fit ``model`` (through the registry) with keyword ``options``, then print, save and judge it.
 
     An unconverged fit is still printed, with its diagnostics, then the command
     exits 1 with a one-line reason unless ``--allow-unconverged`` was given.
     """
+    from abpool._format import display
     from abpool.cli._render import render_result
     from abpool.result import model_entry
 
@@ -84,11 +91,16 @@ def analyse_and_emit(
         stderr.status(f"Fitting the {model} model…") if stderr.is_terminal and not as_json else contextlib.nullcontext()
     )
     try:
+        if out is not None:
+            from abpool.store import check_out
+
+            # Before the fit: a bad --out should not cost a fit to find out.
+            check_out(out, force=force)
         with spinner:
             # The CLI judges convergence itself, in one line, after printing the diagnostics.
             result = model_entry(model).fit(data, **options, on_unconverged="ignore")
         if out is not None:
-            result.save(out)
+            result.save(out, force=force)
     except AbpoolError as exc:
         fail(exc)
     except OSError as exc:
@@ -98,7 +110,9 @@ def analyse_and_emit(
     else:
         render_result(result, stdout, classical=classical)
         if out is not None:
-            stdout.print(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}", markup=False)
+            stdout.print(
+                display(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}"), markup=False
+            )
     if not result.diagnostics.converged and not allow_unconverged:
         print(
             "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "

@@ -14,6 +14,7 @@ from abpool.cli._app import (
     ClassicalOpt,
     ControlOpt,
     Data,
+    ForceOpt,
     JsonOpt,
     OutcomeOpt,
     OutOpt,
@@ -58,6 +59,7 @@ def analyze(
     out: OutOpt = None,
     allow_unconverged: AllowOpt = False,
     classical: ClassicalOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Analyse an experiment, picking the model from the data: segments with --segment, else variants.
 
@@ -92,4 +94,5 @@ def analyze(
         out=out,
         allow_unconverged=allow_unconverged,
         classical=classical,
+        force=force,
     )

@@ -54,4 +54,4 @@ def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: J
     if result.segments is not None:
         stdout.print()
         render_result(result.segments, stdout, title="Canada and China (varying-intercept, varying-slope model)")
-    stdout.print(f"report: {result.path}", markup=False)
+    stdout.print(fmt.display(f"report: {result.path}"), markup=False)

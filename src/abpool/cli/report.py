@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from abpool._format import display
 from abpool.cli._app import app, fail, stdout
 from abpool.errors import AbpoolError
 
@@ -23,14 +24,15 @@ def report(directory: ResultDir, html: HtmlOpt = None) -> None:
     Example: abpool report run1/
     """
     from abpool.report import write_report
-    from abpool.store import load
+    from abpool.store import load, update_report
 
     target = html if html is not None else directory / "report.html"
     try:
         result = load(directory)
         write_report(target, result)
+        update_report(directory, target)
     except AbpoolError as exc:
         fail(exc)
     except OSError as exc:
         fail(AbpoolError(f"cannot write '{target}' ({exc.strerror or exc}); check the path"))
-    stdout.print(f"report: {target}", markup=False)
+    stdout.print(display(f"report: {target}"), markup=False)

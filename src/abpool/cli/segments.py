@@ -13,6 +13,7 @@ from abpool.cli._app import (
     ClassicalOpt,
     ControlOpt,
     Data,
+    ForceOpt,
     JsonOpt,
     OutcomeOpt,
     OutOpt,
@@ -68,6 +69,7 @@ def segments(
     out: OutOpt = None,
     allow_unconverged: AllowOpt = False,
     classical: ClassicalOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Per-segment treatment effects with a varying-intercept, varying-slope logistic regression.
 
@@ -94,5 +96,12 @@ def segments(
         seed=seed,
     )
     analyse_and_emit(
-        "segments", data, options, as_json=as_json, out=out, allow_unconverged=allow_unconverged, classical=classical
+        "segments",
+        data,
+        options,
+        as_json=as_json,
+        out=out,
+        allow_unconverged=allow_unconverged,
+        classical=classical,
+        force=force,
     )

@@ -13,6 +13,7 @@ from abpool.cli._app import (
     ClassicalOpt,
     ControlOpt,
     Data,
+    ForceOpt,
     JsonOpt,
     OutcomeOpt,
     OutOpt,
@@ -53,6 +54,7 @@ def variants(
     out: OutOpt = None,
     allow_unconverged: AllowOpt = False,
     classical: ClassicalOpt = False,
+    force: ForceOpt = False,
 ) -> None:
     """Compare variants A/B/C/… with the hierarchical Beta-Binomial model.
 
@@ -74,5 +76,12 @@ def variants(
         seed=seed,
     )
     analyse_and_emit(
-        "variants", data, options, as_json=as_json, out=out, allow_unconverged=allow_unconverged, classical=classical
+        "variants",
+        data,
+        options,
+        as_json=as_json,
+        out=out,
+        allow_unconverged=allow_unconverged,
+        classical=classical,
+        force=force,
     )

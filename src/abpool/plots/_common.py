@@ -33,8 +33,10 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def literal(text: Any) -> str:
-    """User text as matplotlib draws it literally: ``$`` would otherwise start mathtext."""
-    return str(text).replace("$", r"\$")
+    """User text as matplotlib draws it literally: ``$`` would otherwise start mathtext; control characters show."""
+    from abpool._format import display
+
+    return display(text).replace("$", r"\$")
 
 
 def scenarios(results: Any) -> dict[str, Any]:

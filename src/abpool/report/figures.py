@@ -30,11 +30,15 @@ def svg_data_uri(fig: MplFigure) -> str:
     >>> uri.startswith("data:image/svg+xml;base64,"), uri == svg_data_uri(fig)
     (True, True)
     """
+    import warnings
+
     import matplotlib
 
     buffer = io.BytesIO()
     # Text as paths: the reader's machine needs no font, and nothing is fetched.
-    with matplotlib.rc_context({"svg.hashsalt": SVG_SALT, "svg.fonttype": "path"}):
+    with matplotlib.rc_context({"svg.hashsalt": SVG_SALT, "svg.fonttype": "path"}), warnings.catch_warnings():
+        # A name in a script the bundled font lacks is drawn as boxes; that is no reason to print warnings.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 

@@ -41,6 +41,9 @@ def build_report(result: Any, *, figures: bool = True) -> Report:
 @cache
 def _environment() -> Any:
     import jinja2
+    from markupsafe import Markup
+
+    from abpool._format import display
 
     return jinja2.Environment(
         loader=jinja2.PackageLoader("abpool.report", "templates"),
@@ -48,6 +51,8 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
+        # Every value printed passes through display(): a control character in a name shows as an escape.
+        finalize=lambda value: value if isinstance(value, Markup) else display(value),
     )
 
 

@@ -47,6 +47,9 @@ def prior_blocks(result: Result) -> tuple[Block, ...]:
 
 def classical_blocks(result: Result) -> tuple[Block, ...]:
     """The frequentist comparison side by side."""
+    skipped = result.classical_skipped()
+    if skipped:
+        return (Text(f"Left out: {skipped}."),)
     table = classical_table(result)
     if table is None:
         return ()

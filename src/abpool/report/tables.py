@@ -135,6 +135,8 @@ _CLASSICAL_COLUMNS: tuple[tuple[str, str, Any], ...] = (
 
 def classical_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table | None:
     """The classical tests with adjusted p-values beside the posterior's P(i > j)."""
+    if result.classical_skipped():
+        return None
     value = result.classical()
     if not isinstance(value, pd.DataFrame) or value.empty:
         return None

@@ -19,8 +19,6 @@ from numpy.typing import NDArray
 from abpool.data import Cells
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
-SEGMENT_SEPARATOR = " / "
-
 
 @dataclass(frozen=True)
 class SegmentLayout:
@@ -91,18 +89,28 @@ def layout_from_cells(cells: Cells, control: str | None = None) -> SegmentLayout
         )
     arms.remove(control_label)
     arms.insert(0, control_label)
-    labels = table[list(cells.segment_columns)].astype(str).agg(SEGMENT_SEPARATOR.join, axis=1)
+    labels = cells.segment_labels()
     segments = tuple(dict.fromkeys(labels))
     seg_pos = {s: i for i, s in enumerate(segments)}
     arm_pos = {a: i for i, a in enumerate(arms)}
-    return SegmentLayout(
+    layout = SegmentLayout(
         segments=segments,
         arms=tuple(arms),
-        segment_index=labels.map(seg_pos).to_numpy(dtype=np.int64),
+        segment_index=np.array([seg_pos[label] for label in labels], dtype=np.int64),
         arm_index=table["arm"].map(arm_pos).to_numpy(dtype=np.int64),
         trials=table["trials"].to_numpy(dtype=np.int64),
         successes=table["successes"].to_numpy(dtype=np.int64),
     )
+    n, _ = layout.cell_counts()
+    missing = np.argwhere(n == 0)
+    if len(missing):
+        s, k = missing[0]
+        more = f" (and {len(missing) - 1} more missing cells)" if len(missing) > 1 else ""
+        raise InvalidDataError(
+            f"segment {segments[s]!r} has no {'control' if k == 0 else 'treatment'} cell for arm {layout.arms[k]!r}"
+            f"{more}: its effect would come from the prior alone; add the cell's data or leave the segment out"
+        )
+    return layout
 
 
 def _cell_logits(n: NDArray, y: NDArray) -> tuple[NDArray, NDArray]:

@@ -39,9 +39,13 @@ def conditional_rate_draws(
     a: NDArray, b: NDArray, successes: NDArray, trials: NDArray, rng: np.random.Generator
 ) -> NDArray:
     """Draw every rate from ``Beta(a + y_j, b + n_j - y_j)`` for each ``(a, b)`` draw."""
-    a = np.asarray(a, dtype=float)[..., None]
-    b = np.asarray(b, dtype=float)[..., None]
-    return rng.beta(a + successes, b + trials - successes)
+    # a or b underflow to 0 when the population mean is within 1e-300 of 0 or 1; a Beta parameter
+    # must stay positive, and the smallest positive double changes no draw.
+    tiny = np.finfo(float).tiny
+    a = np.maximum(np.asarray(a, dtype=float), tiny)[..., None]
+    b = np.maximum(np.asarray(b, dtype=float), tiny)[..., None]
+    # Failures first: b + trials - successes would round b away when trials ≫ b and the arm is at 100%.
+    return rng.beta(a + successes, b + (trials - successes))
 
 
 def exact_draws(
