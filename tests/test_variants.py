@@ -159,7 +159,7 @@ def test_lognormal_prior_is_reported(seed) -> None:
         ({"rope": -0.1}, "rope must be greater than 0"),
         ({"engine": "gibbs"}, "engine must be one of exact, mcmc, got 'gibbs'"),
         ({"prior": "flat"}, "prior must be one of bda, lognormal"),
-        ({"draws": 0}, "draws must be an integer of at least 1, got 0"),
+        ({"draws": 0}, "draws must be an integer of at least 1000"),
         ({"seed": -3}, "seed must be an integer of at least 0"),
         ({"control": "Z"}, "control arm 'Z'"),
         ({"on_unconverged": "shout"}, "on_unconverged must be one of"),
