@@ -26,18 +26,18 @@ def main() -> None:
     # A four-variant test as unit rows in Parquet: 2,000 users per variant, shuffled.
     rng = np.random.default_rng(2016)
     rates = {"A": 0.10, "B": 0.11, "C": 0.12, "D": 0.105}
-    frames = [
-        pd.DataFrame({"variant": name, "converted": rng.random(2_000) < rate}) for name, rate in rates.items()
-    ]
+    frames = [pd.DataFrame({"variant": name, "converted": rng.random(2_000) < rate}) for name, rate in rates.items()]
     units = pd.concat(frames, ignore_index=True)
     units = units.iloc[rng.permutation(len(units))].reset_index(drop=True)
     units.to_parquet(HERE / "users.parquet", index=False)
-    # Country × platform cells with a control (A) and a treatment (B).
+    # Country × platform cells with a control (A) and a treatment (B), users split 50/50 at random.
     rows = []
     for country, base in {"CA": -1.2, "CN": -0.9, "US": -1.0}.items():
         for platform, shift in {"ios": 0.1, "web": -0.1}.items():
+            users = int(rng.integers(4_000, 8_000))
+            control_users = int(rng.binomial(users, 0.5))
             for arm, effect in {"A": 0.0, "B": 0.12}.items():
-                trials = int(rng.integers(2_000, 4_000))
+                trials = control_users if arm == "A" else users - control_users
                 rate = 1.0 / (1.0 + np.exp(-(base + shift + effect + rng.normal(0, 0.05))))
                 rows.append(
                     {

@@ -68,6 +68,7 @@ class PageReport:
     figures: list[dict[str, Any]] = field(default_factory=list)
     print_figures: list[dict[str, Any]] = field(default_factory=list)
     title: str = ""
+    layout: dict[str, Any] = field(default_factory=dict)
 
 
 class _Session:
@@ -139,8 +140,21 @@ def _first_page(port: int, timeout: float = 30.0) -> dict[str, Any]:
         time.sleep(0.1)
 
 
-def inspect_page(html_path: Path, screenshot: Path) -> PageReport:
-    """Load ``html_path`` in headless Chromium, collect what happened, write a full-page PNG."""
+# How the page lays out: does anything but a table or a figure overflow the viewport, and can those scroll?
+LAYOUT_JS = """
+JSON.stringify({
+  viewport: window.innerWidth,
+  page: document.documentElement.scrollWidth,
+  tables: Array.from(document.querySelectorAll('.table-wrap')).map(w => ({
+    overflowing: w.scrollWidth > w.clientWidth, scrolls: getComputedStyle(w).overflowX === 'scroll'
+      || getComputedStyle(w).overflowX === 'auto'})),
+  figures: Array.from(document.images).map(img => img.getBoundingClientRect().width),
+})
+"""
+
+
+def inspect_page(html_path: Path, screenshot: Path, *, width: int = 1280) -> PageReport:
+    """Load ``html_path`` in headless Chromium ``width`` CSS pixels wide, collect what happened, write a PNG."""
     binary = find_chromium()
     if binary is None:
         raise RuntimeError("chromium not found; `make test` installs it (apt-get install chromium)")
@@ -158,7 +172,7 @@ def inspect_page(html_path: Path, screenshot: Path) -> PageReport:
             page = _first_page(port)
             session = _Session(page["webSocketDebuggerUrl"])
             try:
-                return _drive(session, url, screenshot)
+                return _drive(session, url, screenshot, width)
             finally:
                 session.close()
         finally:
@@ -186,14 +200,16 @@ def _evaluate(session: _Session, expression: str) -> Any:
     return result["result"].get("value")
 
 
-def _drive(session: _Session, url: str, screenshot: Path) -> PageReport:
+def _drive(session: _Session, url: str, screenshot: Path, width: int) -> PageReport:
     for domain in ("Page", "Runtime", "Log", "Network"):
         session.call(f"{domain}.enable")
+    session.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1, mobile=False)
     session.call("Page.navigate", url=url)
     session.wait_for("Page.loadEventFired")
     report = PageReport()
     report.title = _evaluate(session, "document.title")
     report.figures = json.loads(_evaluate(session, FIGURES_JS))
+    report.layout = json.loads(_evaluate(session, LAYOUT_JS))
     metrics = session.call("Page.getLayoutMetrics")["cssContentSize"]
     shot = session.call(
         "Page.captureScreenshot",

@@ -228,3 +228,25 @@ def test_report_in_headless_chromium(tmp_path, chromium_available, mcmc_fit, whi
     keep = os.environ.get("ABPOOL_SCREENSHOT")
     if keep and which == "demo":
         shutil.copyfile(screenshot, keep)
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+def test_report_fits_wide_and_narrow_screens(tmp_path, chromium_available, width) -> None:
+    frame = abpool.datasets.make_dataframe(100, [30, 50, 55, 60])
+    result = abpool.analyze_segments(frame, segment="country", arm="treated", seed=3, rope=0.02)
+    path = tmp_path / "report.html"
+    path.write_text(render_report(result), encoding="utf-8")
+    screenshot = tmp_path / f"report-{width}.png"
+    seen = inspect_page(path, screenshot, width=width)
+    assert seen.requests == [] and seen.console == [] and seen.errors == []
+    layout = seen.layout
+    assert layout["viewport"] == width
+    # Only tables and figures may be wider than the screen, and those scroll; the page itself never does.
+    assert layout["page"] <= width, layout
+    assert all(table["scrolls"] for table in layout["tables"] if table["overflowing"]), layout
+    # Figures keep a size at which their text is legible (on a narrow screen they scroll instead of shrinking).
+    assert min(layout["figures"]) >= min(600, width - 60), layout
+    print(f"screenshot: {screenshot}")
+    keep = os.environ.get("ABPOOL_SCREENSHOT_DIR")
+    if keep:
+        shutil.copyfile(screenshot, Path(keep) / screenshot.name)

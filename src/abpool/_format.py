@@ -12,6 +12,8 @@ Examples
 ('+20.3 pp', '0.488', '+4.6 – +30.7')
 >>> p_value(0.00001), p_value(0.0234), p_value(float("nan"))
 ('<0.0001', '0.0234', '—')
+>>> relative(0.5852), relative(-0.0004), interval(-0.1, 0.3, relative)
+('+58.5%', '0.0%', '-10.0% – +30.0%')
 >>> chance(0.888), chance(0.994), chance(0.99991)
 ('an 88.8% chance', 'a 99.4% chance', 'a more than 99.9% chance')
 """
@@ -79,9 +81,17 @@ def signed(value: float | None) -> str:
     return DASH if missing(value) else _signed_zero_free(f"{100 * float(value):+.1f}")
 
 
+def relative(value: float | None) -> str:
+    """A relative change as a signed percentage (``+58.5%``)."""
+    return DASH if missing(value) else _signed_zero_free(f"{100 * float(value):+.1f}") + "%"
+
+
 def loss(value: float | None) -> str:
-    """An expected loss (never negative) in percentage points, two places."""
-    return DASH if missing(value) else f"{100 * max(float(value), 0.0):.2f} pp"
+    """An expected loss (never negative) in percentage points, two places; below 0.005 pp, '<0.01 pp'."""
+    if missing(value):
+        return DASH
+    points_value = 100 * max(float(value), 0.0)
+    return "<0.01 pp" if points_value < 0.005 else f"{points_value:.2f} pp"
 
 
 def interval(low: float | None, high: float | None, fmt: Callable[[Any], str] = rate) -> str:

@@ -150,3 +150,32 @@ def check_applicable(
         raise InvalidArgumentError(
             f"{names} {verb} not apply to the {model} model; leave {'it' if len(extra) == 1 else 'them'} out"
         )
+
+
+def check_split(split: Any, arms: tuple[str, ...] | list[str]) -> tuple[float, ...] | None:
+    """The intended split as positive weights in the order of ``arms`` (``None``: equal shares).
+
+    ``split`` is a mapping ``{arm: weight}`` naming every arm, or a sequence of
+    weights in the order of ``arms``. Weights need not sum to anything.
+
+    Examples
+    --------
+    >>> check_split({"B": 1, "A": 3}, ["A", "B"])
+    (3.0, 1.0)
+    >>> check_split([50, 50, 50], ["A", "B"])
+    Traceback (most recent call last):
+    ...
+    abpool.errors.InvalidArgumentError: split must be one weight per arm (A, B), got [50, 50, 50]
+    """
+    if split is None:
+        return None
+    if isinstance(split, dict):
+        unknown = [str(k) for k in split if str(k) not in arms]
+        if unknown or len(split) != len(arms):
+            raise invalid("split", f"a weight for each arm ({', '.join(arms)})", split)
+        weights = [split[next(k for k in split if str(k) == arm)] for arm in arms]
+    elif isinstance(split, str) or not hasattr(split, "__len__") or len(split) != len(arms):
+        raise invalid("split", f"one weight per arm ({', '.join(arms)})", split)
+    else:
+        weights = list(split)
+    return tuple(check_positive(weight, "split weight") for weight in weights)

@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import duckdb
 import numpy as np
@@ -67,7 +67,7 @@ _READERS = {
     ".ndjson": "json",
 }
 
-DataSource = pd.DataFrame | str | Path
+DataSource = Union[pd.DataFrame, str, Path, "Cells"]
 
 
 @dataclass(frozen=True)
@@ -448,8 +448,9 @@ def load_cells(
 
     Parameters
     ----------
-    data : pandas.DataFrame or path
-        A DataFrame, or a ``.csv``/``.tsv``/``.parquet``/``.json`` file.
+    data : pandas.DataFrame, path or Cells
+        A DataFrame, or a ``.csv``/``.tsv``/``.parquet``/``.json`` file; a
+        :class:`Cells` (already read and validated) passes through.
     arm : str, optional
         Arm column; default: the first of ``variant``, ``arm``, ``group``,
         ``treated``, ``treatment`` present.
@@ -484,6 +485,15 @@ def load_cells(
     ...
     abpool.errors.InvalidDataError: control arm 'C' is not in column 'arm'; arms are: 'A', 'B'
     """
+    if isinstance(data, Cells):
+        # Already read and validated (a simulation, a batch): only the requested roles are checked.
+        wanted = [segment] if isinstance(segment, str) else list(segment or [])
+        if wanted and wanted != list(data.segment_columns):
+            raise InvalidArgumentError(f"segment must be {list(data.segment_columns)} for these cells, got {wanted!r}")
+        if control is not None and str(control) not in data.arms:
+            listed = ", ".join(repr(a) for a in data.arms[:20])
+            raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
+        return data
     con = duckdb.connect()
     try:
         return _load(

@@ -154,3 +154,125 @@ def prob_in_rope(difference: NDArray, rope: float) -> NDArray:
     """
     rope = check_positive(rope, "rope")
     return np.mean(np.abs(difference) < rope, axis=0)
+
+
+# --------------------------------------------------------------------------- sample ratio mismatch
+# p below this flags a sample ratio mismatch. 0.001 is the common industry threshold (GrowthBook
+# and Optimizely flag at it; Fabijan et al., "Diagnosing Sample Ratio Mismatch in Online Controlled
+# Experiments", KDD 2019): checked on every analysis, a lower level keeps false alarms rare, and a
+# real assignment bug in a large experiment gives p-values far below it.
+SRM_ALPHA = 0.001
+
+
+def srm_test(counts: NDArray, split: NDArray) -> tuple[float, float]:
+    """Chi-square goodness-of-fit test of assignment counts against the intended split.
+
+    Parameters
+    ----------
+    counts : array of int
+        Users assigned to each arm.
+    split : array of float
+        Intended shares (any positive weights; they are normalised).
+
+    Returns
+    -------
+    statistic, p_value : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> statistic, p = srm_test(np.array([50_000, 45_000]), np.array([1.0, 1.0]))
+    >>> round(statistic, 1), p < 1e-50
+    (263.2, True)
+    """
+    from scipy.stats import chisquare
+
+    counts = np.asarray(counts, dtype=float)
+    shares = np.asarray(split, dtype=float) / np.sum(split)
+    statistic, p_value = chisquare(counts, counts.sum() * shares)
+    return float(statistic), float(p_value)
+
+
+# --------------------------------------------------------------------------- the recommendation
+# The expected-loss rule of Stucchio's Bayesian A/B testing (VWO SmartStats): ship an arm once the
+# rate given up by choosing it, in expectation, is below the "threshold of caring". 0.1 percentage
+# points by default: differences smaller than that are rarely worth a product change; set it to
+# what a difference is worth to you.
+DEFAULT_THRESHOLD = 0.001
+# "No meaningful difference": every arm within the ROPE of the control with at least this probability.
+ROPE_PROBABILITY = 0.95
+# Arms with fewer users than this rest mostly on the prior; the recommendation says so.
+SMALL_SAMPLE = 30
+SHIP, KEEP_RUNNING, NO_DIFFERENCE = "ship", "keep running", "no meaningful difference"
+
+
+def recommend(
+    draws: NDArray, control: int, *, threshold: float = DEFAULT_THRESHOLD, rope: float | None = None
+) -> tuple[str, int | None]:
+    """The decision the expected-loss rule makes for one experiment (or one segment).
+
+    1. **no meaningful difference** when every arm's absolute lift over the
+       control is within ``rope`` (default: ``threshold``) with probability at
+       least 95%;
+    2. else **ship** the arm with the smallest expected loss, when that loss is
+       below ``threshold`` (the control itself when it is the one: keep it);
+    3. else **keep running**.
+
+    Returns the decision and the arm it names (None for "keep running").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> clear = np.column_stack([rng.beta(300, 700, 4000), rng.beta(600, 400, 4000)])
+    >>> recommend(clear, 0, threshold=0.001)
+    ('ship', 1)
+    >>> vague = np.column_stack([rng.beta(3, 7, 4000), rng.beta(4, 6, 4000)])
+    >>> recommend(vague, 0, threshold=0.001)
+    ('keep running', None)
+    >>> same = np.column_stack([rng.beta(50_000, 50_000, 4000), rng.beta(50_000, 50_000, 4000)])
+    >>> recommend(same, 0, threshold=0.001, rope=0.01)
+    ('no meaningful difference', 0)
+    """
+    threshold = check_positive(threshold, "threshold")
+    rope = threshold if rope is None else check_positive(rope, "rope")
+    absolute, _ = lift_draws(draws, control)
+    inside = prob_in_rope(absolute, rope)
+    others = [k for k in range(draws.shape[1]) if k != control]
+    if all(inside[k] >= ROPE_PROBABILITY for k in others):
+        return NO_DIFFERENCE, control
+    losses = expected_loss(draws)
+    best = int(np.argmin(losses))
+    if losses[best] < threshold:
+        return SHIP, best
+    return KEEP_RUNNING, None
+
+
+# --------------------------------------------------------------------------- the control
+# Labels that name the control when none is given, in order of precedence (compared ignoring case).
+CONTROL_NAMES = ("control", "ctrl", "baseline", "a", "0", "false")
+
+
+def choose_control(arms: list[str] | tuple[str, ...], given: str | None = None) -> tuple[str, str]:
+    """The control arm and why it is the control: never an accident of row order.
+
+    An explicit ``given`` wins; else the first of :data:`CONTROL_NAMES`
+    present (ignoring case); else the first label in sorted order, which a
+    shuffled file does not change.
+
+    Examples
+    --------
+    >>> choose_control(["B", "control", "C"])
+    ('control', "named 'control', the conventional name of a control")
+    >>> choose_control(["treated", "holdout"])
+    ('holdout', 'the first arm in sorted order; name the control with --control')
+    >>> choose_control(["B", "A"], "B")
+    ('B', 'chosen with --control')
+    """
+    if given is not None:
+        return str(given), "chosen with --control"
+    folded = {arm.casefold(): arm for arm in reversed(arms)}
+    for name in CONTROL_NAMES:
+        if name in folded:
+            return folded[name], f"named {folded[name]!r}, the conventional name of a control"
+    return sorted(arms)[0], "the first arm in sorted order; name the control with --control"

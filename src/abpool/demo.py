@@ -4,7 +4,7 @@
 with only 10 — plus the first scenario under a second, proper prior, and
 :func:`demo_report` walks through the article's argument with the figures:
 shrinkage depends on sample size, A's posterior against the grand rate, every
-variant moving, pairwise probabilities with no correction, and priors stated
+variant moving, pairwise probabilities from one posterior, and priors stated
 in the open. Every number in the prose is read from the fits.
 
 Examples

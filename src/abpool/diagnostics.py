@@ -83,10 +83,10 @@ class Diagnostics:
         Examples
         --------
         >>> Diagnostics("exact", True, 0, None, 2e4, 2e4, 20_000, 1, edge_mass=0.0, grid_points=6144).describe()
-        'exact engine: 20,000 independent draws, 6,144 grid cells, mass beyond the grid 0.0e+00; converged'
+        'exact engine: 20,000 independent draws, 6,144 grid cells, mass beyond the grid none; converged'
         """
         if self.engine == "exact":
-            edge = "unknown" if self.edge_mass is None else f"{self.edge_mass:.1e}"
+            edge = "unknown" if self.edge_mass is None else "none" if self.edge_mass == 0 else f"{self.edge_mass:.1e}"
             detail = (
                 f"exact engine: {self.draws:,} independent draws, {self.grid_points or 0:,} grid cells, "
                 f"mass beyond the grid {edge}"

@@ -6,6 +6,8 @@ contract in :mod:`abpool.result`; each works only through that contract.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,27 @@ class ReportableResult(Result):
         from abpool.report import render_fragment
 
         return render_fragment(self)
+
+    def calibrate(
+        self,
+        *,
+        experiments: int | None = None,
+        threshold: float = 0.95,
+        seed: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReportableResult:
+        """This design's own A/A calibration: how often would it call a false winner?
+
+        Simulates A/A experiments with these arms, segments and users (see
+        :func:`abpool.calibration.aa.calibrate`) and returns a copy of the result
+        that carries the answer in :attr:`calibration` (shown in the terminal,
+        the report and the JSON): the false-winner rate of ``P(beats control) ≥
+        threshold`` and the threshold that keeps it at 5%.
+        """
+        from abpool.calibration.aa import calibrate
+
+        found = calibrate(self, experiments=experiments, threshold=threshold, seed=seed, progress=progress)
+        return dataclasses.replace(self, calibration=found)
 
     # ------------------------------------------------------------------ figures
     def plot_posterior(self, arm: Any = None, segment: str | int | None = None) -> Any:

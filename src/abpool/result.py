@@ -207,8 +207,17 @@ class Result(ABC):
         Credible level of every interval.
     control : str
         The control arm: lifts and P(beats control) are against it.
+    control_reason : str
+        Why it is the control (chosen, conventionally named, or first in sorted order).
     rope : float or None
         Half-width of the region of practical equivalence on the absolute lift.
+    threshold : float
+        The threshold of caring of the recommendation: the expected loss below which an arm is
+        shipped (absolute rate; default 0.001, 0.1 percentage points).
+    split : tuple of float or None
+        The intended share of users of each arm, in the order of :attr:`arms` (None: equal).
+    calibration : dict or None
+        This design's own A/A calibration, when it was run (:meth:`calibrate`).
     created : str
         When the fit was made (UTC, ISO 8601).
     """
@@ -223,8 +232,12 @@ class Result(ABC):
     diagnostics: Diagnostics
     seed: int
     control: str
+    control_reason: str = "chosen with --control"
     ci: float = 0.95
     rope: float | None = None
+    threshold: float = decisions.DEFAULT_THRESHOLD
+    split: tuple[float, ...] | None = None
+    calibration: dict[str, Any] | None = None
     created: str = field(default_factory=now)
 
     # ------------------------------------------------------------- what a model supplies
@@ -490,7 +503,7 @@ class Result(ABC):
                     "prob_positive": float(np.mean(values > 0)) if row.get("effect") else np.nan,
                 }
             )
-        return pd.DataFrame(rows, columns=list(POPULATION_COLUMNS))
+        return _keep_none(pd.DataFrame(rows, columns=list(POPULATION_COLUMNS)), "arm")
 
     def population(self) -> pd.DataFrame:
         """Population-level answers, one row per quantity; columns from :data:`POPULATION_COLUMNS`."""
@@ -562,8 +575,10 @@ class Result(ABC):
                 sentences.append(f"There is {fmt.chance(probability)} {best.arm} beats {row.arm}.")
             for row in summary[~summary["is_control"]].iloc[:limit].itertuples(index=False):
                 sentence = (
-                    f"{row.arm} against the control {self.control}: lift {fmt.points(row.lift)} "
-                    f"({level} interval {fmt.points(row.lift_ci_low)} to {fmt.points(row.lift_ci_high)}); "
+                    f"{row.arm} against the control {self.control}: {fmt.points(row.lift)} "
+                    f"({level} interval {fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)} pp), "
+                    f"{fmt.relative(row.relative_lift)} relative "
+                    f"({fmt.interval(row.relative_lift_ci_low, row.relative_lift_ci_high, fmt.relative)}); "
                     f"{fmt.chance(row.prob_beats_control)} {row.arm} beats {self.control}."
                 )
                 sentences.append(sentence + self._rope_sentence(row))
@@ -579,13 +594,161 @@ class Result(ABC):
                 arm = f"treatment {row.arm}" if several else "the treatment"
                 sentence = (
                     f"There is {fmt.chance(row.prob_beats_control)} {arm} improved conversion in {row.segment}: "
-                    f"{fmt.rate(controls[row.segment])} → {fmt.rate(row.rate)}, lift {fmt.points(row.lift)} "
-                    f"({level} interval {fmt.points(row.lift_ci_low)} to {fmt.points(row.lift_ci_high)})."
+                    f"{fmt.rate(controls[row.segment])} → {fmt.rate(row.rate)}, {fmt.points(row.lift)} "
+                    f"({level} interval {fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)} pp), "
+                    f"{fmt.relative(row.relative_lift)} relative."
                 )
                 sentences.append(sentence + self._rope_sentence(row))
             if len(treated) > limit:
                 sentences.append(f"… and {len(treated) - limit:,} more rows in the table.")
         return sentences + self.population_sentences()
+
+    # ------------------------------------------------------------------------ guardrail and decision
+    def srm(self) -> pd.DataFrame:
+        """Sample ratio mismatch: do the arms' users match the intended split?
+
+        A chi-square goodness-of-fit test of the users (trials) of each arm
+        against :attr:`split` (equal shares by default), for the whole
+        experiment and, with segments, for each segment. ``flagged`` when
+        ``p_value < 0.001`` (:data:`abpool.decisions.SRM_ALPHA`). The analysis
+        still runs: a flag means the assignment may be broken, so the team
+        should look before trusting the numbers.
+
+        Columns: ``segment`` (None for the whole experiment), ``statistic``,
+        ``p_value``, ``flagged``, ``observed_shares`` and ``expected_shares``
+        (dicts by arm), ``trials`` (dict by arm).
+        """
+        n, _ = self._cell_counts()
+        split = np.ones(len(self.arms)) if self.split is None else np.asarray(self.split, dtype=float)
+        expected = split / split.sum()
+        rows = []
+        scopes = [(None, n.sum(axis=0))]
+        if self.segmented:
+            scopes += list(zip(self.segments, n, strict=True))
+        for segment, counts in scopes:
+            statistic, p_value = decisions.srm_test(counts, split)
+            rows.append(
+                {
+                    "segment": segment,
+                    "statistic": statistic,
+                    "p_value": p_value,
+                    "flagged": bool(p_value < decisions.SRM_ALPHA),
+                    "observed_shares": dict(zip(self.arms, (counts / counts.sum()).tolist(), strict=True)),
+                    "expected_shares": dict(zip(self.arms, expected.tolist(), strict=True)),
+                    "trials": dict(zip(self.arms, [int(c) for c in counts], strict=True)),
+                }
+            )
+        return _keep_none(pd.DataFrame(rows), "segment")
+
+    def srm_flagged(self) -> bool:
+        """Whether any sample ratio mismatch test (overall or per segment) is flagged."""
+        return bool(self.srm()["flagged"].any())
+
+    @cached_property
+    def _recommendations(self) -> pd.DataFrame:
+        n, _ = self._cell_counts()
+        summary = self._summary
+        rows = []
+        for s, segment in enumerate(self.segments or (None,)):
+            decision, arm = decisions.recommend(
+                self._rates[:, s, :], self.control_index, threshold=self.threshold, rope=self.rope
+            )
+            group = summary.iloc[s * len(self.arms) : (s + 1) * len(self.arms)]
+            small = [a for a, trials in zip(self.arms, n[s], strict=True) if trials < decisions.SMALL_SAMPLE]
+            best = group.iloc[int(group["expected_loss"].to_numpy().argmin())]
+            rows.append(
+                {
+                    "segment": segment,
+                    "decision": decision,
+                    "arm": None if arm is None else self.arms[arm],
+                    "expected_loss": float(best.expected_loss),
+                    "best_arm": str(best.arm),
+                    "small_sample_arms": small,
+                }
+            )
+        return _keep_none(pd.DataFrame(rows), "segment", "arm")
+
+    def recommendations(self) -> pd.DataFrame:
+        """The expected-loss rule's decision for the experiment, or for each segment.
+
+        Columns: ``segment`` (None without segments), ``decision`` (``"ship"``,
+        ``"keep running"`` or ``"no meaningful difference"``), ``arm`` (the arm
+        to ship, the control when nothing differs, None while running),
+        ``expected_loss`` and ``best_arm`` (the smallest expected loss and its
+        arm), ``small_sample_arms`` (arms with fewer than 30 users, whose
+        estimates rest mostly on the prior). See :func:`abpool.decisions.recommend`.
+        """
+        return self._recommendations.copy()
+
+    def decision_rule(self) -> str:
+        """The rule behind :meth:`recommendations`, with its threshold and ROPE, in one sentence."""
+        rope = self.threshold if self.rope is None else self.rope
+        return (
+            f"Decision rule: ship the arm whose expected loss is below the threshold of caring, "
+            f"{fmt.loss(self.threshold)} (--threshold); 'no meaningful difference' when every arm is within "
+            f"±{fmt.loss(rope)} of the control (the ROPE) with probability ≥ {decisions.ROPE_PROBABILITY:.0%}; "
+            "otherwise keep running."
+        )
+
+    def recommendation_sentences(self, limit: int = 12) -> list[str]:
+        """The recommendation in words: first in the terminal and the report."""
+        table = self._recommendations
+        sentences = []
+        for row in table.iloc[:limit].itertuples(index=False):
+            where = f"{row.segment}: " if self.segmented else ""
+            if row.decision == decisions.SHIP and row.arm == self.control:
+                text = (
+                    f"Keep the control {row.arm}: no other {self.arm_noun} beats it by enough to matter; keeping it "
+                    f"gives up {fmt.loss(row.expected_loss)} in expectation, below the {fmt.loss(self.threshold)} "
+                    "threshold."
+                )
+            elif row.decision == decisions.SHIP:
+                text = (
+                    f"Ship {row.arm}: choosing it gives up {fmt.loss(row.expected_loss)} of rate in expectation, "
+                    f"below the {fmt.loss(self.threshold)} threshold of caring."
+                )
+            elif row.decision == decisions.NO_DIFFERENCE:
+                rope = self.threshold if self.rope is None else self.rope
+                text = (
+                    f"No meaningful difference: every {self.arm_noun} is within ±{fmt.loss(rope)} of the control "
+                    f"{self.control} with probability ≥ {decisions.ROPE_PROBABILITY:.0%}."
+                )
+            else:
+                text = (
+                    f"Keep running: no {self.arm_noun} is safe to ship yet; the best, {row.best_arm}, would give up "
+                    f"{fmt.loss(row.expected_loss)} in expectation, above the {fmt.loss(self.threshold)} threshold."
+                )
+            if row.small_sample_arms:
+                names = ", ".join(row.small_sample_arms)
+                text += (
+                    f" Caution: {names} {'has' if len(row.small_sample_arms) == 1 else 'have'} fewer than "
+                    f"{decisions.SMALL_SAMPLE} users; {'its' if len(row.small_sample_arms) == 1 else 'their'} "
+                    "estimates rest mostly on the prior and the other arms."
+                )
+            sentences.append(where + text)
+        if self.segmented and len(table) > limit:
+            counts = table["decision"].value_counts()
+            listed = "; ".join(f"{decision} in {count:,}" for decision, count in counts.items())
+            sentences.append(f"… {len(table) - limit:,} more segments; over all {len(table):,}: {listed}.")
+        return sentences
+
+    def srm_sentences(self, limit: int = 6) -> list[str]:
+        """Warnings of a sample ratio mismatch, one per flagged test (none when the split looks right)."""
+        sentences = []
+        flagged = self.srm()
+        flagged = flagged[flagged["flagged"]]
+        for row in flagged.iloc[:limit].itertuples(index=False):
+            where = "overall" if row.segment is None else f"in segment {row.segment}"
+            observed = ", ".join(f"{arm} {share:.1%}" for arm, share in row.observed_shares.items())
+            expected = ", ".join(f"{arm} {share:.1%}" for arm, share in row.expected_shares.items())
+            sentences.append(
+                f"Sample ratio mismatch {where}: users split {observed} where {expected} was intended "
+                f"(chi-square {row.statistic:,.1f}, p = {row.p_value:.1e} < {decisions.SRM_ALPHA}). The assignment "
+                "may be broken: find out why before trusting these numbers."
+            )
+        if len(flagged) > limit:
+            sentences.append(f"… and {len(flagged) - limit:,} more segments with a mismatch (see --json).")
+        return sentences
 
     def _rope_sentence(self, row: Any) -> str:
         if self.rope is None:
@@ -597,8 +760,17 @@ class Result(ABC):
 
     # ------------------------------------------------------------------------ serialising
     def settings(self) -> dict[str, Any]:
-        """Every setting that reproduces this fit: ci, control, rope, seed and the model's own."""
-        return {"ci": self.ci, "control": self.control, "rope": self.rope, "seed": self.seed, **self.model_settings()}
+        """Every setting that reproduces this fit: ci, control, rope, threshold, split, seed and the model's own."""
+        split = None if self.split is None else dict(zip(self.arms, self.split, strict=True))
+        return {
+            "ci": self.ci,
+            "control": self.control,
+            "rope": self.rope,
+            "threshold": self.threshold,
+            "split": split,
+            "seed": self.seed,
+            **self.model_settings(),
+        }
 
     def reproduce_command(self) -> str:
         """The command line that refits this result (the data as ``DATA`` when it was not a file)."""
@@ -619,6 +791,8 @@ class Result(ABC):
             if value is None or value is False:
                 continue
             option = "--" + name.replace("_", "-")
+            if isinstance(value, dict):
+                value = ",".join(f"{key}={weight:g}" for key, weight in value.items())
             parts += [option] if value is True else [option, f"{value:g}" if isinstance(value, float) else str(value)]
         return shlex.join(parts)
 
@@ -648,6 +822,21 @@ class Result(ABC):
             "arms": list(self.arms),
             "segments": list(self.segments),
             "grand_rate": self.grand_rate(),
+            "control_reason": self.control_reason,
+            "recommendation": {
+                "rule": self.decision_rule(),
+                "threshold": self.threshold,
+                "rope": self.threshold if self.rope is None else self.rope,
+                "rope_probability": decisions.ROPE_PROBABILITY,
+                "decisions": self._recommendations.to_dict("records"),
+                "sentences": self.recommendation_sentences(limit=len(self._recommendations)),
+            },
+            "srm": {
+                "alpha": decisions.SRM_ALPHA,
+                "flagged": self.srm_flagged(),
+                "tests": self.srm().to_dict("records"),
+            },
+            "calibration": self.calibration,
             "summary": self._summary.to_dict("records"),
             "population": self._population.to_dict("records"),
             "prob_greater": None if pairwise is None else pairwise.to_dict("records"),
@@ -695,6 +884,20 @@ class Result(ABC):
         )
 
 
+def _keep_none(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """Label columns hold None where a row belongs to no segment or arm (pandas would turn it into NaN)."""
+    for column in columns:
+        frame[column] = pd.Series(
+            [
+                None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+                for value in frame[column]
+            ],
+            index=frame.index,
+            dtype=object,
+        )
+    return frame
+
+
 def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
     """The :class:`Result` fields every model saves the same way, rebuilt and checked."""
     try:
@@ -716,6 +919,7 @@ def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
             trials_column=data.get("trials_column"),
             successes_column=data.get("successes_column"),
         )
+        split = settings["split"]
         fields = {
             "cells": cells,
             "tree": tree,
@@ -723,7 +927,11 @@ def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
             "seed": int(settings["seed"]),
             "ci": float(settings["ci"]),
             "control": str(settings["control"]),
+            "control_reason": str(payload["control_reason"]),
             "rope": None if settings["rope"] is None else float(settings["rope"]),
+            "threshold": float(settings["threshold"]),
+            "split": None if split is None else tuple(float(split[arm]) for arm in payload["arms"]),
+            "calibration": payload["calibration"],
             "created": str(payload["provenance"]["created"]),
         }
     except (KeyError, TypeError, ValueError) as exc:

@@ -6,15 +6,24 @@ Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import typer.core
 from rich.console import Console
 
 from abpool._version import __version__
 from abpool.errors import AbpoolError, ConvergenceError
+
+# Typer shows a required argument as "{DATA}" in the usage line and appends its type ("DATA <path>") in the
+# help; the usage conventions are a bare DATA, and the argument's help already says what it is.
+typer.core.TyperArgument._usage_display_name = lambda self: (  # type: ignore[method-assign]
+    self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+)
+typer.core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="abpool",
@@ -27,31 +36,87 @@ app = typer.Typer(
 )
 
 stdout = Console(highlight=False, soft_wrap=False)
-if not stdout.is_terminal:
-    # Piped output has no width to measure; keep tables on one line per row.
+if not stdout.is_terminal and "COLUMNS" not in os.environ:
+    # Piped output has no width to measure: lay tables out for a wide page (COLUMNS chooses another).
     stdout = Console(highlight=False, soft_wrap=False, width=160)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Data = Annotated[
-    Path, typer.Argument(help="CSV, TSV, Parquet or JSON file: unit rows or aggregated cells.", show_default=False)
+    Path,
+    typer.Argument(
+        metavar="DATA", help="CSV, TSV, Parquet or JSON file: unit rows or aggregated cells.", show_default=False
+    ),
 ]
-ArmOpt = Annotated[str | None, typer.Option("--arm", help="Arm (variant) column [default: variant/arm/group].")]
-OutcomeOpt = Annotated[str | None, typer.Option("--outcome", help="0/1 outcome column of unit rows.")]
-TrialsOpt = Annotated[str | None, typer.Option("--trials", help="Trials column of aggregated cells.")]
-SuccessesOpt = Annotated[str | None, typer.Option("--successes", help="Successes column of aggregated cells.")]
-ControlOpt = Annotated[str | None, typer.Option("--control", help="Control arm [default: the first arm].")]
+ArmOpt = Annotated[
+    str | None, typer.Option("--arm", metavar="COLUMN", help="Arm (variant) column [default: variant/arm/group].")
+]
+OutcomeOpt = Annotated[str | None, typer.Option("--outcome", metavar="COLUMN", help="0/1 outcome column of unit rows.")]
+TrialsOpt = Annotated[str | None, typer.Option("--trials", metavar="COLUMN", help="Trials column of aggregated cells.")]
+SuccessesOpt = Annotated[
+    str | None, typer.Option("--successes", metavar="COLUMN", help="Successes column of aggregated cells.")
+]
+ControlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--control",
+        metavar="ARM",
+        help="Control arm [default: one named control, ctrl, baseline, A, 0 or false; else the first in sorted order].",
+    ),
+]
 SegmentOpt = Annotated[
     list[str] | None,
-    typer.Option("--segment", help="Segment column; repeat it to combine columns (e.g. country × platform)."),
+    typer.Option(
+        "--segment", metavar="COLUMN", help="Segment column; repeat it to combine columns (e.g. country × platform)."
+    ),
 ]
-CiOpt = Annotated[float, typer.Option("--ci", help="Credible level of every interval.")]
-RopeOpt = Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift, e.g. 0.01.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed [default: random, and reported].")]
+CiOpt = Annotated[float, typer.Option("--ci", metavar="LEVEL", help="Credible level of every interval.")]
+RopeOpt = Annotated[
+    float | None,
+    typer.Option("--rope", metavar="WIDTH", help="Half-width of a practically-nil lift, e.g. 0.01 [the threshold]."),
+]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", metavar="N", help="Random seed [default: random, and reported].")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", help="Directory for posterior.nc, summary.json and report.html.")]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option("--out", metavar="DIR", help="Directory for posterior.nc, summary.json, report.html, manifest.json."),
+]
 AllowOpt = Annotated[bool, typer.Option("--allow-unconverged", help="Exit 0 even if the fit did not converge.")]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Write --out into a directory that holds other files (they are kept).")
+]
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--threshold",
+        metavar="LOSS",
+        help="Threshold of caring: ship an arm whose expected loss is below it (absolute rate; 0.001 = 0.1 pp).",
+    ),
+]
+SplitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--split",
+        metavar="SHARES",
+        help="Intended split for the sample-ratio-mismatch check: A=50,B=50, or 50,50 in the order the arms "
+        "are listed [equal].",
+    ),
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 when a sample ratio mismatch is flagged.")]
+CalibrateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--calibrate",
+        help="Also simulate A/A experiments of this design: how often would P(beats control) ≥ 95% be a false winner?",
+    ),
+]
+ExperimentsOpt = Annotated[
+    int | None,
+    typer.Option("--experiments", metavar="N", help="A/A experiments for --calibrate [500 variants, 100 segments]."),
+]
+WideOpt = Annotated[
+    bool, typer.Option("--wide", help="Print each table in one piece, however wide (for wide windows or files).")
 ]
 ClassicalOpt = Annotated[
     bool, typer.Option("--classical", help="Also print two-proportion tests with Bonferroni/Holm/BH-adjusted p-values.")
@@ -67,6 +132,19 @@ def fail(exc: AbpoolError) -> NoReturn:
     raise typer.Exit(code=1 if isinstance(exc, ConvergenceError) else 2)
 
 
+def parse_split(text: str | None) -> dict[str, float] | list[float] | None:
+    """``--split``: ``A=50,B=50`` (by arm) or ``50,50`` (in the order the arms are listed)."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        if all("=" in part for part in parts):
+            return {name.strip(): float(weight) for name, weight in (part.rsplit("=", 1) for part in parts)}
+        return [float(part) for part in parts]
+    except ValueError:
+        raise AbpoolError(f"--split must be weights such as A=50,B=50 or 50,50, got {text!r}") from None
+
+
 def analyse_and_emit(
     model: str,
     data: Path,
@@ -77,11 +155,16 @@ def analyse_and_emit(
     allow_unconverged: bool,
     classical: bool,
     force: bool = False,
+    strict: bool = False,
+    calibrate: bool = False,
+    experiments: int | None = None,
+    wide: bool = False,
 ) -> None:
     """Fit ``model`` (through the registry) with keyword ``options``, then print, save and judge it.
 
     An unconverged fit is still printed, with its diagnostics, then the command
-    exits 1 with a one-line reason unless ``--allow-unconverged`` was given.
+    exits 1 with a one-line reason unless ``--allow-unconverged`` was given; a
+    flagged sample ratio mismatch does the same with ``--strict``.
     """
     from abpool._format import display
     from abpool.cli._render import render_result
@@ -96,9 +179,15 @@ def analyse_and_emit(
 
             # Before the fit: a bad --out should not cost a fit to find out.
             check_out(out, force=force)
+        if experiments is not None and not calibrate:
+            raise AbpoolError("--experiments sets the size of --calibrate; add --calibrate or leave it out")
+        if "split" in options:
+            options = {**options, "split": parse_split(options["split"])}
         with spinner:
             # The CLI judges convergence itself, in one line, after printing the diagnostics.
             result = model_entry(model).fit(data, **options, on_unconverged="ignore")
+        if calibrate:
+            result = _calibrate(result, experiments, show=not as_json and stderr.is_terminal)
         if out is not None:
             result.save(out, force=force)
     except AbpoolError as exc:
@@ -108,7 +197,7 @@ def analyse_and_emit(
     if as_json:
         print(result.to_json())
     else:
-        render_result(result, stdout, classical=classical)
+        render_result(result, stdout, classical=classical, wide=wide)
         if out is not None:
             stdout.print(
                 display(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}"), markup=False
@@ -120,6 +209,27 @@ def analyse_and_emit(
             file=sys.stderr,
         )
         raise typer.Exit(code=1)
+    if strict and result.srm_flagged():
+        print(
+            "abpool: error: sample ratio mismatch flagged (see the warning); the assignment may be broken — "
+            "rerun without --strict to accept the analysis",
+            file=sys.stderr,
+        )
+        raise typer.Exit(code=1)
+
+
+def _calibrate(result: Any, experiments: int | None, *, show: bool) -> Any:
+    """Run the design's A/A calibration with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from abpool.calibration.aa import default_experiments
+
+    if not show:
+        return result.calibrate(experiments=experiments)
+    columns = (TextColumn("calibrating (A/A)"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("calibrate", total=experiments or default_experiments(result.model))
+        return result.calibrate(experiments=experiments, progress=lambda done: bar.advance(task, done))
 
 
 def given(**options: Any) -> dict[str, Any]:

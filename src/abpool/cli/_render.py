@@ -1,14 +1,18 @@
 """Printing a result in the terminal: the report's own tables and sentences, laid out by Rich.
 
 The tables are :mod:`abpool.report.tables`' — the same cells, in the same
-notation, as the HTML report. User text (arm and segment names) is printed as
-text, never parsed as Rich markup.
+notation, as the HTML report. A table wider than the terminal is split into
+parts that each fit (the label columns repeated), and a part too narrow even
+for one number becomes one block per row: numbers and names are never cut.
+User text (arm and segment names) is printed as text, never parsed as Rich
+markup, with control characters shown as escapes.
 """
 
 from __future__ import annotations
 
 from rich import box
 from rich.console import Console
+from rich.panel import Panel
 from rich.table import Table as RichTable
 from rich.text import Text
 
@@ -18,23 +22,74 @@ from abpool.report.tables import classical_table, estimates_table, pairwise_tabl
 from abpool.result import Result
 
 
-def rich_table(table: Table, *, title: str | None = None) -> RichTable:
-    """A report :class:`~abpool.report.blocks.Table` as a Rich table."""
+def _rich(table: Table, indices: list[int], title: str | None) -> RichTable:
     out = RichTable(
-        title=Text(display(table.title if title is None else title), style="bold"),
+        title=None if title is None else Text(display(title), style="bold"),
         title_justify="left",
         header_style="bold",
         box=box.SIMPLE_HEAD,
     )
-    for index, column in enumerate(table.columns):
-        out.add_column(
-            Text("\n".join(display(part) for part in column.split("\n"))),
-            justify="right" if table.is_numeric(index) else "left",
-            no_wrap=True,
-        )
+    for index in indices:
+        header = Text("\n".join(display(part) for part in table.columns[index].split("\n")))
+        if table.is_numeric(index):
+            out.add_column(header, justify="right", no_wrap=True)
+        else:
+            # Labels may wrap; they are never cut.
+            out.add_column(header, justify="left", overflow="fold")
     for row in table.rows:
-        out.add_row(*(Text(display(cell)) for cell in row))
+        out.add_row(*(Text(display(row[index])) for index in indices))
     return out
+
+
+def _width(console: Console, table: RichTable) -> int:
+    """The width ``table`` needs to print every cell whole (unlimited by the console)."""
+    return console.measure(table, options=console.options.update_width(100_000)).maximum
+
+
+def _label_columns(table: Table) -> list[int]:
+    labels = []
+    for index in range(len(table.columns)):
+        if table.is_numeric(index):
+            break
+        labels.append(index)
+    return labels or [0]
+
+
+def print_table(table: Table, console: Console, *, title: str | None = None, wide: bool = False) -> None:
+    """Print ``table``, split into parts that fit the console unless ``wide``."""
+    heading = table.title if title is None else title
+    everything = list(range(len(table.columns)))
+    if wide or _width(console, _rich(table, everything, heading)) <= console.width:
+        console.print(_rich(table, everything, heading), crop=False)
+        return
+    labels = _label_columns(table)
+    rest = [i for i in everything if i not in labels]
+    parts: list[list[int]] = []
+    current: list[int] = []
+    for index in rest:
+        trial = [*labels, *current, index]
+        if current and _width(console, _rich(table, trial, None)) > console.width:
+            parts.append(current)
+            current = [index]
+        else:
+            current.append(index)
+    parts.append(current)
+    if any(_width(console, _rich(table, [*labels, *part], None)) > console.width for part in parts):
+        _print_blocks(table, console, heading)
+        return
+    for number, part in enumerate(parts, start=1):
+        suffix = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
+        console.print(_rich(table, [*labels, *part], f"{heading}{suffix}"), crop=False)
+
+
+def _print_blocks(table: Table, console: Console, heading: str) -> None:
+    """One block per row, ``header: value`` per line: the layout of last resort for a very narrow terminal."""
+    console.print(Text(display(heading), style="bold"))
+    for row in table.rows:
+        console.print(Text(display(" · ".join(row[i] for i in _label_columns(table))), style="bold"))
+        for index, value in enumerate(row):
+            if index not in _label_columns(table):
+                console.print(Text(f"  {display(' '.join(table.columns[index].split()))}: {display(value)}"))
 
 
 def status_text(result: Result) -> Text:
@@ -46,17 +101,41 @@ def status_text(result: Result) -> Text:
     return line
 
 
-def render_result(result: Result, console: Console, *, title: str | None = None, classical: bool = False) -> None:
-    """Print a result: estimates, pairwise matrix, sentences, population, prior, diagnostics."""
-    heading = title or f"{result.model}: {result.description}; control {result.control}"
-    console.print(rich_table(estimates_table(result), title=heading))
+def print_headline(result: Result, console: Console) -> None:
+    """What to act on, first: a sample-ratio-mismatch warning box, then the recommendation and its rule."""
+    warnings = result.srm_sentences()
+    if warnings:
+        console.print(
+            Panel(
+                Text("\n".join(display(w) for w in warnings)),
+                title=Text("Sample ratio mismatch", style="bold red"),
+                title_align="left",
+                border_style="red",
+            )
+        )
+    for sentence in result.recommendation_sentences():
+        console.print(Text(display(sentence), style="bold"))
+    console.print(Text(display(result.decision_rule())))
+    console.print(Text(display(f"Control: {result.control} ({result.control_reason}).")))
+
+
+def render_result(
+    result: Result, console: Console, *, title: str | None = None, classical: bool = False, wide: bool = False
+) -> None:
+    """Print a result: headline, estimates, pairwise matrix, sentences, population, prior, diagnostics."""
+    heading = title or f"{result.model}: {result.description}"
+    console.print(Text(display(heading), style="bold underline"))
+    print_headline(result, console)
+    console.print()
+    print_table(estimates_table(result), console, wide=wide)
     if not result.segmented:
         matrix = pairwise_table(result)
         if matrix is not None:
-            console.print(rich_table(matrix))
+            print_table(matrix, console, wide=wide)
     for sentence in result.sentences():
         console.print(Text(display(sentence)))
-    console.print(rich_table(population_table(result)))
+    console.print()
+    print_table(population_table(result), console, wide=wide)
     for label, value in result.prior_facts():
         console.print(Text(display(f"{label}: {value}")))
     console.print(status_text(result))
@@ -68,4 +147,4 @@ def render_result(result: Result, console: Console, *, title: str | None = None,
             console.print(Text(display(f"classical comparison left out: {skipped}")))
         table = None if skipped else classical_table(result)
         if table is not None:
-            console.print(rich_table(table))
+            print_table(table, console, wide=wide)

@@ -11,17 +11,22 @@ from abpool.api import choose_model
 from abpool.cli._app import (
     AllowOpt,
     ArmOpt,
+    CalibrateOpt,
     ClassicalOpt,
     ControlOpt,
     Data,
+    ExperimentsOpt,
     ForceOpt,
     JsonOpt,
     OutcomeOpt,
     OutOpt,
     SeedOpt,
     SegmentOpt,
+    SplitOpt,
+    StrictOpt,
     SuccessesOpt,
     TrialsOpt,
+    WideOpt,
     analyse_and_emit,
     app,
     fail,
@@ -41,24 +46,48 @@ def analyze(
     control: ControlOpt = None,
     segment: SegmentOpt = None,
     prior: Annotated[
-        str | None, typer.Option("--prior", help="Prior [default: bda for variants, article for segments].")
+        str | None,
+        typer.Option("--prior", metavar="NAME", help="Prior [default: bda for variants, article for segments]."),
     ] = None,
-    engine: Annotated[str | None, typer.Option("--engine", help="Variants: exact or mcmc [exact].")] = None,
-    prior_scale: Annotated[float | None, typer.Option("--prior-scale", help="Segments: HalfNormal scale.")] = None,
+    engine: Annotated[
+        str | None, typer.Option("--engine", metavar="NAME", help="Variants: exact or mcmc [exact].")
+    ] = None,
+    prior_scale: Annotated[
+        float | None, typer.Option("--prior-scale", metavar="SCALE", help="Segments: HalfNormal scale [1].")
+    ] = None,
     correlated: Annotated[
         bool, typer.Option("--correlated", help="Segments: correlated intercepts and slopes.")
     ] = False,
-    sampler: Annotated[str | None, typer.Option("--sampler", help="Segments: nutpie or pymc [nutpie].")] = None,
-    draws: Annotated[int | None, typer.Option("--draws", help="Draws [the model's default].")] = None,
-    chains: Annotated[int | None, typer.Option("--chains", help="MCMC chains [2 variants, 4 segments].")] = None,
-    tune: Annotated[int | None, typer.Option("--tune", help="MCMC tuning steps per chain [1,000].")] = None,
-    ci: Annotated[float | None, typer.Option("--ci", help="Credible level of every interval [0.95].")] = None,
-    rope: Annotated[float | None, typer.Option("--rope", help="Half-width of a practically-nil lift.")] = None,
+    sampler: Annotated[
+        str | None, typer.Option("--sampler", metavar="NAME", help="Segments: nutpie or pymc [nutpie].")
+    ] = None,
+    draws: Annotated[int | None, typer.Option("--draws", metavar="N", help="Draws [the model's default].")] = None,
+    chains: Annotated[
+        int | None, typer.Option("--chains", metavar="N", help="MCMC chains [2 variants, 4 segments].")
+    ] = None,
+    tune: Annotated[
+        int | None, typer.Option("--tune", metavar="N", help="MCMC tuning steps per chain [1,000].")
+    ] = None,
+    ci: Annotated[
+        float | None, typer.Option("--ci", metavar="LEVEL", help="Credible level of every interval [0.95].")
+    ] = None,
+    rope: Annotated[
+        float | None, typer.Option("--rope", metavar="WIDTH", help="Half-width of a practically-nil lift.")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", metavar="LOSS", help="Threshold of caring of the recommendation [0.001]."),
+    ] = None,
+    split: SplitOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
     out: OutOpt = None,
     allow_unconverged: AllowOpt = False,
+    strict: StrictOpt = False,
     classical: ClassicalOpt = False,
+    calibrate: CalibrateOpt = False,
+    experiments: ExperimentsOpt = None,
+    wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
     """Analyse an experiment, picking the model from the data: segments with --segment, else variants.
@@ -79,6 +108,8 @@ def analyze(
         tune=tune,
         ci=ci,
         rope=rope,
+        threshold=threshold,
+        split=split,
         seed=seed,
     )
     try:
@@ -95,4 +126,8 @@ def analyze(
         allow_unconverged=allow_unconverged,
         classical=classical,
         force=force,
+        strict=strict,
+        calibrate=calibrate,
+        experiments=experiments,
+        wide=wide,
     )

@@ -9,16 +9,17 @@ from typing import Annotated
 import typer
 
 from abpool import _format as fmt
-from abpool.cli._app import JsonOpt, SeedOpt, app, fail, stdout
+from abpool.cli._app import JsonOpt, app, fail, stdout
 from abpool.cli._render import render_result
 from abpool.demo import DEFAULT_OUT, DEFAULT_SEED, run_demo
 from abpool.errors import AbpoolError
 
-DemoOutOpt = Annotated[Path, typer.Option("--out", help="Directory for report.html.")]
+DemoSeedOpt = Annotated[int, typer.Option("--seed", metavar="N", help="Random seed of every fit.")]
+DemoOutOpt = Annotated[Path, typer.Option("--out", metavar="DIR", help="Directory for report.html.")]
 
 
 @app.command()
-def demo(seed: SeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
+def demo(seed: DemoSeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_json: JsonOpt = False) -> None:
     """Run the article end to end: two variants scenarios (A with 100 trials, then 10), Canada/China, a report.
 
     With 100 trials A keeps most of its own estimate; with 10 it is pulled most of

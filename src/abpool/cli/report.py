@@ -12,9 +12,16 @@ from abpool.cli._app import app, fail, stdout
 from abpool.errors import AbpoolError
 
 ResultDir = Annotated[
-    Path, typer.Argument(help="Directory written by --out (posterior.nc + summary.json).", show_default=False)
+    Path,
+    typer.Argument(
+        metavar="DIR",
+        help="Directory written by --out (posterior.nc, summary.json, manifest.json).",
+        show_default=False,
+    ),
 ]
-HtmlOpt = Annotated[Path | None, typer.Option("--html", help="Where to write the report [default: DIR/report.html].")]
+HtmlOpt = Annotated[
+    Path | None, typer.Option("--html", metavar="FILE", help="Where to write the report [default: DIR/report.html].")
+]
 
 
 @app.command()

@@ -9,39 +9,63 @@ import typer
 from abpool.cli._app import (
     AllowOpt,
     ArmOpt,
+    CalibrateOpt,
     CiOpt,
     ClassicalOpt,
     ControlOpt,
     Data,
+    ExperimentsOpt,
     ForceOpt,
     JsonOpt,
     OutcomeOpt,
     OutOpt,
     RopeOpt,
     SeedOpt,
+    SplitOpt,
+    StrictOpt,
     SuccessesOpt,
+    ThresholdOpt,
     TrialsOpt,
+    WideOpt,
     analyse_and_emit,
     app,
 )
+from abpool.decisions import DEFAULT_THRESHOLD
 
+MODEL = "segments"
 RequiredSegmentOpt = Annotated[
-    list[str], typer.Option("--segment", help="Segment column; repeat it to combine columns (e.g. country × platform).")
+    list[str],
+    typer.Option(
+        "--segment", metavar="COLUMN", help="Segment column; repeat it to combine columns (e.g. country × platform)."
+    ),
 ]
 PriorOpt = Annotated[
-    str, typer.Option("--prior", help="Priors: article (StudentT(3,0,1), HalfNormal(1)), flat or conservative.")
+    str,
+    typer.Option(
+        "--prior", metavar="NAME", help="Priors: article (StudentT(3,0,1), HalfNormal(1)), flat or conservative."
+    ),
 ]
-PriorScaleOpt = Annotated[float | None, typer.Option("--prior-scale", help="HalfNormal scale of sigma_a, sigma_b.")]
+PriorScaleOpt = Annotated[
+    float | None, typer.Option("--prior-scale", metavar="SCALE", help="HalfNormal scale of sigma_a, sigma_b.")
+]
 CorrelatedOpt = Annotated[bool, typer.Option("--correlated", help="Correlated intercepts and slopes (LKJ prior).")]
 FormOpt = Annotated[
     str | None,
-    typer.Option("--parameterisation", help="conditioned [default], centred or non-centred (same posterior)."),
+    typer.Option(
+        "--parameterisation", metavar="NAME", help="conditioned [default], centred or non-centred (same posterior)."
+    ),
 ]
-SamplerOpt = Annotated[str, typer.Option("--sampler", help="nutpie (compiles once, fast refits) or pymc.")]
-DrawsOpt = Annotated[int, typer.Option("--draws", help="Draws per chain.")]
-TuneOpt = Annotated[int, typer.Option("--tune", help="Tuning steps per chain.")]
-ChainsOpt = Annotated[int, typer.Option("--chains", help="Chains, run in parallel on the available cores.")]
-AcceptOpt = Annotated[float, typer.Option("--target-accept", help="NUTS target acceptance (0.99 on a refit).")]
+SamplerOpt = Annotated[
+    str, typer.Option("--sampler", metavar="NAME", help="nutpie (compiles once, fast refits) or pymc.")
+]
+DrawsOpt = Annotated[int, typer.Option("--draws", metavar="N", help="Draws per chain.")]
+TuneOpt = Annotated[int, typer.Option("--tune", metavar="N", help="Tuning steps per chain.")]
+ChainsOpt = Annotated[
+    int, typer.Option("--chains", metavar="N", help="Chains, run in parallel on the available cores.")
+]
+AcceptOpt = Annotated[
+    float, typer.Option("--target-accept", metavar="P", help="NUTS target acceptance (0.99 on a refit).")
+]
 
 
 @app.command()
@@ -64,11 +88,17 @@ def segments(
     target_accept: AcceptOpt = 0.95,
     ci: CiOpt = 0.95,
     rope: RopeOpt = None,
+    threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+    split: SplitOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
     out: OutOpt = None,
     allow_unconverged: AllowOpt = False,
+    strict: StrictOpt = False,
     classical: ClassicalOpt = False,
+    calibrate: CalibrateOpt = False,
+    experiments: ExperimentsOpt = None,
+    wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
     """Per-segment treatment effects with a varying-intercept, varying-slope logistic regression.
@@ -93,10 +123,12 @@ def segments(
         target_accept=target_accept,
         ci=ci,
         rope=rope,
+        threshold=threshold,
+        split=split,
         seed=seed,
     )
     analyse_and_emit(
-        "segments",
+        MODEL,
         data,
         options,
         as_json=as_json,
@@ -104,4 +136,8 @@ def segments(
         allow_unconverged=allow_unconverged,
         classical=classical,
         force=force,
+        strict=strict,
+        calibrate=calibrate,
+        experiments=experiments,
+        wide=wide,
     )

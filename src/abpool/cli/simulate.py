@@ -47,58 +47,87 @@ def _interval(value: float | None, ci: list[float] | None) -> str:
 def simulate(
     arms: Annotated[
         list[str] | None,
-        typer.Option("--arms", help="Arms per experiment; repeat or comma-separate for several studies [default: 4]."),
+        typer.Option(
+            "--arms",
+            metavar="COUNTS",
+            help="Arms per experiment; repeat or comma-separate for several studies [default: 4].",
+        ),
     ] = None,
     segments: Annotated[
         list[str] | None,
         typer.Option(
             "--segments",
+            metavar="COUNTS",
             help="Segments form: segments per experiment, each with a control and a treatment cell; "
             "repeat or comma-separate for several studies.",
         ),
     ] = None,
-    trials: Annotated[int, typer.Option("--trials", help="Users (trials) per arm, or per cell with --segments.")] = 100,
+    trials: Annotated[
+        int, typer.Option("--trials", metavar="N", help="Users (trials) per arm, or per cell with --segments.")
+    ] = 100,
     base_rate: Annotated[
-        float, typer.Option("--base-rate", help="True rate of every arm in an A/A study (segments: typical control).")
+        float,
+        typer.Option(
+            "--base-rate", metavar="RATE", help="True rate of every arm in an A/A study (segments: typical control)."
+        ),
     ] = 0.5,
-    experiments: Annotated[int, typer.Option("--experiments", help="Simulated experiments per study.")] = 1000,
-    seed: Annotated[int | None, typer.Option("--seed", help="Study seed [default: random, and reported].")] = None,
+    experiments: Annotated[
+        int, typer.Option("--experiments", metavar="N", help="Simulated experiments per study.")
+    ] = 1000,
+    seed: Annotated[
+        int | None, typer.Option("--seed", metavar="N", help="Study seed [default: random, and reported].")
+    ] = None,
     effect: Annotated[
         float | None,
         typer.Option(
             "--effect",
+            metavar="LIFT",
             help="True lift of the last --effect-arms arms over the base rate; with --segments, the mean "
             "treatment effect on the log-odds scale [default: A/A].",
         ),
     ] = None,
     effect_arms: Annotated[
-        int | None, typer.Option("--effect-arms", help="How many (last) arms carry the effect [default: 1].")
+        int | None,
+        typer.Option("--effect-arms", metavar="N", help="How many (last) arms carry the effect [default: 1]."),
     ] = None,
     effect_spread: Annotated[
         float | None,
-        typer.Option("--effect-spread", help="Segments: sd of the segments' treatment effects, log-odds [default: 0]."),
+        typer.Option(
+            "--effect-spread",
+            metavar="SD",
+            help="Segments: sd of the segments' treatment effects, log-odds [default: 0].",
+        ),
     ] = None,
     base_rate_spread: Annotated[
         float | None,
         typer.Option(
-            "--base-rate-spread", help="Segments: sd of the segments' control log-odds around the base rate [0.2]."
+            "--base-rate-spread",
+            metavar="SD",
+            help="Segments: sd of the segments' control log-odds around the base rate [0.2].",
         ),
     ] = None,
     threshold: Annotated[
         list[str] | None,
         typer.Option(
-            "--threshold", help="Bayesian rule: claim i > j when P(i > j) ≥ this; repeatable [default: 0.95]."
+            "--threshold",
+            metavar="P",
+            help="Bayesian rule: claim i > j when P(i > j) ≥ this; repeatable [default: 0.95].",
         ),
     ] = None,
     loss_bound: Annotated[
         float | None,
-        typer.Option("--loss-bound", help="Also apply the rule with expected loss of the claim below this bound."),
+        typer.Option(
+            "--loss-bound", metavar="LOSS", help="Also apply the rule with expected loss of the claim below this bound."
+        ),
     ] = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Classical rules: claim when adjusted p < alpha.")] = 0.05,
+    alpha: Annotated[
+        float, typer.Option("--alpha", metavar="ALPHA", help="Classical rules: claim when adjusted p < alpha.")
+    ] = 0.05,
     prior: Annotated[
         str | None,
         typer.Option(
             "--prior",
+            metavar="NAME",
             help="Prior of the Bayesian fits: bda or lognormal [bda]; with --segments article, flat or "
             "conservative [article].",
         ),
@@ -106,16 +135,21 @@ def simulate(
     draws: Annotated[
         int | None,
         typer.Option(
-            "--draws", help="Posterior draws per experiment [4000: exact engine, or 4 MCMC chains with --segments]."
+            "--draws",
+            metavar="N",
+            help="Posterior draws per experiment [4000: exact engine, or 4 MCMC chains with --segments].",
         ),
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Worker processes [default: all cores]; not with --segments (one process)."),
+        typer.Option(
+            "--workers", metavar="N", help="Worker processes [default: all cores]; not with --segments (one process)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Directory for calibration.csv, calibration.json, calibration.png.")
+        Path | None,
+        typer.Option("--out", metavar="DIR", help="Directory for calibration.csv, calibration.json, calibration.png."),
     ] = None,
 ) -> None:
     """Calibration study: how often each rule declares a winner that is not there, and finds a real one.

@@ -9,29 +9,40 @@ import typer
 from abpool.cli._app import (
     AllowOpt,
     ArmOpt,
+    CalibrateOpt,
     CiOpt,
     ClassicalOpt,
     ControlOpt,
     Data,
+    ExperimentsOpt,
     ForceOpt,
     JsonOpt,
     OutcomeOpt,
     OutOpt,
     RopeOpt,
     SeedOpt,
+    SplitOpt,
+    StrictOpt,
     SuccessesOpt,
+    ThresholdOpt,
     TrialsOpt,
+    WideOpt,
     analyse_and_emit,
     app,
 )
+from abpool.decisions import DEFAULT_THRESHOLD
 
-PriorOpt = Annotated[str, typer.Option("--prior", help="Hyperprior: bda (the article's) or lognormal (proper).")]
-EngineOpt = Annotated[str, typer.Option("--engine", help="exact (quadrature) or mcmc (PyMC NUTS).")]
-DrawsOpt = Annotated[
-    int | None, typer.Option("--draws", help="Exact: total draws [20,000]; mcmc: draws per chain [2,000].")
+MODEL = "variants"
+PriorOpt = Annotated[
+    str, typer.Option("--prior", metavar="NAME", help="Hyperprior: bda (the article's) or lognormal (proper).")
 ]
-ChainsOpt = Annotated[int, typer.Option("--chains", help="MCMC chains (run in parallel).")]
-TuneOpt = Annotated[int, typer.Option("--tune", help="MCMC tuning steps per chain.")]
+EngineOpt = Annotated[str, typer.Option("--engine", metavar="NAME", help="exact (quadrature) or mcmc (PyMC NUTS).")]
+DrawsOpt = Annotated[
+    int | None,
+    typer.Option("--draws", metavar="N", help="Exact: total draws [20,000]; mcmc: draws per chain [2,000]."),
+]
+ChainsOpt = Annotated[int, typer.Option("--chains", metavar="N", help="MCMC chains (run in parallel).")]
+TuneOpt = Annotated[int, typer.Option("--tune", metavar="N", help="MCMC tuning steps per chain.")]
 
 
 @app.command()
@@ -49,11 +60,17 @@ def variants(
     tune: TuneOpt = 1_000,
     ci: CiOpt = 0.95,
     rope: RopeOpt = None,
+    threshold: ThresholdOpt = DEFAULT_THRESHOLD,
+    split: SplitOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,
     out: OutOpt = None,
     allow_unconverged: AllowOpt = False,
+    strict: StrictOpt = False,
     classical: ClassicalOpt = False,
+    calibrate: CalibrateOpt = False,
+    experiments: ExperimentsOpt = None,
+    wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
     """Compare variants A/B/C/… with the hierarchical Beta-Binomial model.
@@ -73,10 +90,12 @@ def variants(
         tune=tune,
         ci=ci,
         rope=rope,
+        threshold=threshold,
+        split=split,
         seed=seed,
     )
     analyse_and_emit(
-        "variants",
+        MODEL,
         data,
         options,
         as_json=as_json,
@@ -84,4 +103,8 @@ def variants(
         allow_unconverged=allow_unconverged,
         classical=classical,
         force=force,
+        strict=strict,
+        calibrate=calibrate,
+        experiments=experiments,
+        wide=wide,
     )

@@ -138,7 +138,7 @@ def shrinkage_panel(
         observed, y, s=sizes, facecolors="white", edgecolors="#D55E00", linewidths=1.6, zorder=4, label=observed_label
     )
     ax.scatter(estimate, y, s=sizes, color="#0072B2", zorder=5, label="pooled estimate")
-    ax.axvline(reference, color="0.25", linestyle="--", linewidth=1.2, label=f"{reference_label} {reference:.3f}")
+    ax.axvline(reference, color="0.25", linestyle="--", linewidth=1.2, label=f"{reference_label} {reference:.3g}")
     ax.set_yticks(y, [f"{literal(label)}  (n={int(n):,})" for label, n in zip(frame["label"], trials, strict=True)])
     ax.set_ylim(-0.7, rows - 0.3)
     ax.spines[["top", "right"]].set_visible(False)

@@ -193,19 +193,20 @@ def _lift_shrinkage(summary: pd.DataFrame, arm: str) -> tuple[pd.DataFrame, floa
     controls = summary[summary["is_control"]].set_index("segment")
     rows = summary[summary["arm"] == arm].set_index("segment")
     control = controls.loc[rows.index]
+    # In percentage points, the unit of the tables.
     frame = pd.DataFrame(
         {
             "label": rows.index.to_numpy(),
             "trials": (rows["trials"] + control["trials"]).to_numpy(),
-            "observed_rate": (rows["observed_rate"] - control["observed_rate"]).to_numpy(),
-            "estimate": rows["lift"].to_numpy(),
-            "ci_low": rows["lift_ci_low"].to_numpy(),
-            "ci_high": rows["lift_ci_high"].to_numpy(),
+            "observed_rate": 100 * (rows["observed_rate"] - control["observed_rate"]).to_numpy(),
+            "estimate": 100 * rows["lift"].to_numpy(),
+            "ci_low": 100 * rows["lift_ci_low"].to_numpy(),
+            "ci_high": 100 * rows["lift_ci_high"].to_numpy(),
         }
     ).dropna(subset=["observed_rate"])
     treated = rows["successes"].sum() / max(rows["trials"].sum(), 1)
     untreated = control["successes"].sum() / max(control["trials"].sum(), 1)
-    return frame, float(treated - untreated)
+    return frame, float(100 * (treated - untreated))
 
 
 def plot_shrinkage(results: Any) -> Figure:
@@ -266,7 +267,7 @@ def plot_shrinkage(results: Any) -> Figure:
     labels = [text.rsplit(" ", 1)[0] if text.startswith(("grand rate", "overall lift")) else text for text in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False, fontsize="small", markerscale=0.6)
     lifts = any(res.segmented for res in found.values())
-    axes[-1].set_xlabel("lift (treatment − control)" if lifts else "rate")
+    axes[-1].set_xlabel("lift, percentage points (treatment − control)" if lifts else "rate")
     return fig
 
 
@@ -327,7 +328,8 @@ def plot_forest(result: Result, *, rows: Sequence[int] | None = None) -> Figure:
     One row per treatment arm (per segment and treatment arm when segmented).
     Left: the control's rate (hollow) and the treatment's (filled) with credible
     intervals — for segments the article's ``a_inv`` and ``fin``. Right: the
-    lift with its interval, zero dashed, and ``P(beats control)`` beside it.
+    lift in percentage points with its interval, zero dashed, and
+    ``P(beats control)`` beside it.
 
     Parameters
     ----------
@@ -392,7 +394,8 @@ def plot_forest(result: Result, *, rows: Sequence[int] | None = None) -> Figure:
     left.set_xlabel("rate")
     left.set_title("Rates" + (" by segment" if key else ""), loc="left", fontsize="medium")
     left.legend(frameon=False, fontsize="small")
-    right.errorbar(frame["lift"], y, xerr=errors(frame, "lift"), fmt="D", color="#D55E00", capsize=3)
+    # Lifts in percentage points, the unit of the tables.
+    right.errorbar(100 * frame["lift"], y, xerr=100 * errors(frame, "lift"), fmt="D", color="#D55E00", capsize=3)
     right.axvline(0.0, color="0.25", linestyle="--", linewidth=1.0)
     for k, p in enumerate(frame["prob_beats_control"].to_numpy(dtype=float)):
         right.annotate(
@@ -404,7 +407,7 @@ def plot_forest(result: Result, *, rows: Sequence[int] | None = None) -> Figure:
             va="center",
             fontsize="small",
         )
-    right.set_xlabel("lift (treatment − control)")
+    right.set_xlabel("lift, percentage points")
     right.set_title("Lift", loc="left", fontsize="medium")
     for ax in (left, right):
         ax.spines[["top", "right"]].set_visible(False)

@@ -19,7 +19,84 @@ from abpool.report.tables import classical_table, data_facts, estimates_table, p
 if TYPE_CHECKING:
     from abpool.result import Result
 
-SECTION_PARTS = ("question", "decisions", "estimates", "figures", "prior", "classical", "diagnostics")
+SECTION_PARTS = (
+    "recommendation",
+    "question",
+    "decisions",
+    "estimates",
+    "figures",
+    "prior",
+    "multiplicity",
+    "classical",
+    "diagnostics",
+)
+CALIBRATION_STUDY = (
+    "Pooling is not a multiplicity correction, and P(beats control) is not a p-value. Measured in abpool's "
+    "calibration study (docs/calibration.md): when no arm differs, claiming a winner at P ≥ 95% gives false "
+    "winners in about 5% of experiments with 2 to 16 variants; once one arm truly differs, the rule behaves like "
+    "a false-discovery rule (13–23% of experiments claim some false winner); across 8 segments in A/A "
+    "experiments it claims a false segment effect in about 20% of experiments at 95% (7.5% at 97.5%)."
+)
+
+
+def recommendation_blocks(result: Result) -> tuple[Block, ...]:
+    """What to act on, first: a sample-ratio-mismatch warning, the recommendation and its rule, the control."""
+    blocks: list[Block] = []
+    mismatch = result.srm_sentences()
+    if mismatch:
+        blocks.append(Alert("Sample ratio mismatch — check the assignment before acting", tuple(mismatch)))
+    blocks.append(Decisions(tuple(result.recommendation_sentences())))
+    rope = result.threshold if result.rope is None else result.rope
+    blocks.append(
+        Facts(
+            "",
+            (
+                ("rule", result.decision_rule()),
+                ("threshold of caring", fmt.loss(result.threshold)),
+                ("ROPE", f"±{fmt.loss(rope)}"),
+                ("control", f"{result.control} ({result.control_reason})"),
+            ),
+        )
+    )
+    return tuple(blocks)
+
+
+def multiplicity_blocks(result: Result) -> tuple[Block, ...]:
+    """Honest words on multiple comparisons, and this design's own calibration when it was run."""
+    blocks: list[Block] = [Text(CALIBRATION_STUDY)]
+    found = result.calibration
+    if not found:
+        blocks.append(
+            Text(
+                "This design's own false-winner rate was not measured: rerun with --calibrate (Python: "
+                "result.calibrate()) to simulate A/A experiments with these arms and users."
+            )
+        )
+        return tuple(blocks)
+    low, high = found["false_winner_rate_ci"]
+    t_low, t_high = found["calibrated_threshold_ci"]
+    blocks.append(
+        Table(
+            "This design's A/A calibration",
+            ("quantity", "value", "95% Monte Carlo interval"),
+            (
+                (
+                    f"false-winner rate at P(beats control) ≥ {found['threshold']:.0%}",
+                    fmt.pct(found["false_winner_rate"]),
+                    fmt.interval(low, high, fmt.pct),
+                ),
+                (
+                    f"threshold keeping false winners ≤ {found['target_rate']:.0%}",
+                    fmt.pct(found["calibrated_threshold"]),
+                    fmt.interval(t_low, t_high, fmt.pct),
+                ),
+            ),
+            (False, True, True),
+            f"{found['experiments']:,} simulated A/A experiments ({found['truth']}), each refitted with this "
+            f"model and its settings; seed {found['seed']}.",
+        )
+    )
+    return tuple(blocks)
 
 
 def question_blocks(result: Result) -> tuple[Block, ...]:
@@ -175,6 +252,8 @@ def result_sections(
         return part in wanted
 
     sections: list[Section] = []
+    if keep("recommendation"):
+        sections.append(Section(f"{prefix}recommendation", f"{head}Recommendation", recommendation_blocks(result)))
     if keep("question"):
         sections.append(Section(f"{prefix}question", f"{head}The question and the data", question_blocks(result)))
     if keep("decisions"):
@@ -191,6 +270,8 @@ def result_sections(
         sections.append(Section(f"{prefix}figures", f"{head}Figures", figure_blocks(result)))
     if keep("prior"):
         sections.append(Section(f"{prefix}prior", f"{head}Prior", prior_blocks(result)))
+    if keep("multiplicity"):
+        sections.append(Section(f"{prefix}multiplicity", f"{head}Multiple comparisons", multiplicity_blocks(result)))
     classical = classical_blocks(result) if keep("classical") else ()
     if classical:
         sections.append(Section(f"{prefix}classical", f"{head}Classical comparison", classical))

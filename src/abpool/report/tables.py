@@ -35,7 +35,8 @@ def estimates_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
         f"rate\n({level} interval)",
         "pooling",
         "P(best)",
-        f"lift vs {result.control}\n({level} interval)",
+        f"lift vs {result.control}, pp\n({level} interval)",
+        f"relative lift\n({level} interval)",
         "P(beats\ncontrol)",
     ]
     if result.rope is not None:
@@ -43,11 +44,14 @@ def estimates_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
     columns.append("expected\nloss")
     rows = []
     for row in summary.iloc[:limit].itertuples(index=False):
-        lift = (
-            "control"
-            if row.is_control
-            else f"{fmt.points(row.lift)} ({fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)})"
-        )
+        if row.is_control:
+            lift, relative = "control", "control"
+        else:
+            lift = f"{fmt.points(row.lift)} ({fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)})"
+            relative = (
+                f"{fmt.relative(row.relative_lift)} "
+                f"({fmt.interval(row.relative_lift_ci_low, row.relative_lift_ci_high, fmt.relative)})"
+            )
         cells = [
             *([str(row.segment)] if result.segmented else []),
             str(row.arm),
@@ -58,6 +62,7 @@ def estimates_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
             fmt.fraction(row.pooling),
             fmt.pct(row.prob_best),
             lift,
+            relative,
             fmt.pct(row.prob_beats_control),
         ]
         if result.rope is not None:
@@ -66,10 +71,11 @@ def estimates_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
         rows.append(tuple(cells))
     text_columns = 2 if result.segmented else 1
     note = (
-        f"Rates are posterior medians with {level} credible intervals; lifts are rate − control rate in percentage "
-        "points (pp). Pooling is how far the estimate is pulled toward the population: 0 = its own data decide, "
-        "1 = the population decides. Expected loss is the rate given up, on average, by choosing that arm when "
-        f"another {'in its segment ' if result.segmented else ''}may be better."
+        f"Rates are posterior medians with {level} credible intervals; the lift is rate − control rate in "
+        "percentage points (pp), the relative lift rate / control rate − 1. Pooling is how far the estimate is "
+        "pulled toward the population: 0 = its own data decide, 1 = the population decides. Expected loss is "
+        "the rate given up, on average, by choosing that arm when another "
+        f"{'in its segment ' if result.segmented else ''}may be better."
     )
     if len(summary) > limit:
         note += f" The first {limit:,} of {len(summary):,} rows are shown; --json and summary.json have all."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from abpool._validation import (
     check_bool,
@@ -13,8 +13,10 @@ from abpool._validation import (
     check_positive,
     check_real,
     check_seed,
+    check_split,
 )
 from abpool.data import DataSource, load_cells
+from abpool.decisions import DEFAULT_THRESHOLD, choose_control
 from abpool.errors import InvalidArgumentError
 from abpool.result import check_on_unconverged
 from abpool.segments.layout import layout_from_cells
@@ -48,6 +50,8 @@ def analyze_segments(
     target_accept: float = 0.95,
     ci: float = 0.95,
     rope: float | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    split: Mapping[str, float] | Sequence[float] | None = None,
     seed: int | None = None,
     progressbar: bool = False,
     on_unconverged: str = "warn",
@@ -68,7 +72,8 @@ def analyze_segments(
     arm, outcome, trials, successes : str, optional
         Column names (defaults are detected).
     control : str, optional
-        Control arm (default: the first arm in the data).
+        Control arm (default: one named control, ctrl, baseline, A, 0 or false,
+        else the first in sorted order; see :func:`abpool.decisions.choose_control`).
     prior : {"article", "flat", "conservative"} or SegmentsPrior
         ``article``: ``mu ~ StudentT(3, 0, 1)``, ``sigma ~ HalfNormal(1)``.
     prior_scale : float, optional
@@ -92,6 +97,12 @@ def analyze_segments(
         Credible level of every interval.
     rope : float, optional
         Half-width of the region of practical equivalence on the absolute lift.
+    threshold : float
+        Threshold of caring of the recommendation in each segment (see
+        :func:`abpool.analyze_variants`).
+    split : mapping or sequence of float, optional
+        Intended share of users per arm (control first when a sequence), for the
+        sample-ratio-mismatch check, overall and per segment; default equal.
     seed : int, optional
         Random seed (chosen and recorded when omitted).
     progressbar : bool
@@ -135,7 +146,10 @@ def analyze_segments(
     cells = load_cells(
         data, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment, control=control
     )
-    layout = layout_from_cells(cells, control)
+    control_label, control_reason = choose_control(cells.arms, control)
+    layout = layout_from_cells(cells, control_label)
+    threshold = check_positive(threshold, "threshold", hint=" (an expected loss such as 0.001)")
+    split = check_split(split, layout.arms)
 
     def build():
         return build_segments_model(layout, prior_obj, form, correlated=correlated)
@@ -176,7 +190,10 @@ def analyze_segments(
         seed=seed,
         ci=ci,
         control=layout.control,
+        control_reason=control_reason,
         rope=rope,
+        threshold=threshold,
+        split=split,
         correlated=correlated,
         parameterisation=form,
         sampler=sampler,

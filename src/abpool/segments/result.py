@@ -235,7 +235,8 @@ class SegmentsResult(ReportableResult):
             FigureSpec(
                 "Rates and lift by segment",
                 "forest plot of control and treatment rates and of the lift per segment",
-                f"Left: control (hollow) and treatment (filled) rates with {level} intervals. Right: the lift, zero "
+                f"Left: control (hollow) and treatment (filled) rates with {level} intervals. Right: the lift in "
+                "percentage points, zero "
                 "dashed, with the probability that the treatment beats the control.",
                 lambda: plots.plot_forest(self),
             ),

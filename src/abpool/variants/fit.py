@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 
-from abpool._validation import check_choice, check_int, check_level, check_optional, check_positive, check_seed
+from abpool._validation import (
+    check_choice,
+    check_int,
+    check_level,
+    check_optional,
+    check_positive,
+    check_seed,
+    check_split,
+)
 from abpool._version import __version__
 from abpool.data import Cells, DataSource, cells_from_counts, load_cells
+from abpool.decisions import DEFAULT_THRESHOLD, choose_control
 from abpool.diagnostics import independent_draws
 from abpool.errors import InvalidArgumentError
 from abpool.result import check_on_unconverged
@@ -59,6 +68,8 @@ def analyze_variants(
     tune: int = 1_000,
     ci: float = 0.95,
     rope: float | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    split: Mapping[str, float] | Sequence[float] | None = None,
     seed: int | None = None,
     progressbar: bool = False,
     on_unconverged: str = "warn",
@@ -81,7 +92,9 @@ def analyze_variants(
     names : sequence of str, optional
         Variant labels for count arrays (default A, B, C, …).
     control : str, optional
-        Variant that lifts are measured against (default: the first).
+        Variant that lifts are measured against (default: one named control,
+        ctrl, baseline, A, 0 or false, else the first in sorted order; see
+        :func:`abpool.decisions.choose_control`).
     prior : {"bda", "lognormal"} or prior object
         Hyperprior; ``"bda"`` is the article's ``(a+b)^(-5/2)``.
     engine : {"exact", "mcmc"}
@@ -95,7 +108,14 @@ def analyze_variants(
     ci : float
         Credible level of every interval (default 0.95).
     rope : float, optional
-        Half-width of the region of practical equivalence on the absolute lift.
+        Half-width of the region of practical equivalence on the absolute lift
+        (default for the recommendation: the threshold).
+    threshold : float
+        Threshold of caring of the recommendation: ship an arm whose expected
+        loss is below it (absolute rate; default 0.001 = 0.1 percentage points).
+    split : mapping or sequence of float, optional
+        Intended share of users per arm for the sample-ratio-mismatch check
+        (``{"A": 50, "B": 50}``, or weights in the data's arm order; default equal).
     seed : int, optional
         Random seed; one is chosen and recorded when omitted.
     progressbar : bool
@@ -139,6 +159,8 @@ def analyze_variants(
         tune=tune,
         ci=ci,
         rope=rope,
+        threshold=threshold,
+        split=split,
         seed=seed,
         progressbar=progressbar,
         on_unconverged=on_unconverged,
@@ -156,6 +178,8 @@ def fit_variants(
     tune: int = 1_000,
     ci: float = 0.95,
     rope: float | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    split: Mapping[str, float] | Sequence[float] | None = None,
     seed: int | None = None,
     progressbar: bool = False,
     on_unconverged: str = "warn",
@@ -174,9 +198,11 @@ def fit_variants(
     rng = np.random.default_rng(seed)
     y = cells.table["successes"].to_numpy()
     n = cells.table["trials"].to_numpy()
-    control_label = str(control) if control is not None else cells.arms[0]
+    control_label, control_reason = choose_control(cells.arms, control)
     if control_label not in cells.arms:
         raise InvalidArgumentError(f"control must be one of {', '.join(cells.arms[:20])}, got {control_label!r}")
+    threshold = check_positive(threshold, "threshold", hint=" (an expected loss such as 0.001)")
+    split = check_split(split, cells.arms)
 
     sample_stats = None
     if engine == "exact":
@@ -241,7 +267,10 @@ def fit_variants(
         seed=seed,
         ci=ci,
         control=control_label,
+        control_reason=control_reason,
         rope=rope,
+        threshold=threshold,
+        split=split,
         engine=engine,
         tune=tune_used,
     )
