@@ -27,6 +27,9 @@ import numpy as np
 import pytest
 
 DEFAULT_SEED = 20161129
+# The command-line tests read tables out of piped output: lay it out for a wide page whatever the
+# terminal running the tests is (tests of narrow terminals set COLUMNS themselves).
+os.environ["COLUMNS"] = "160"
 
 
 def _session_seed() -> int:

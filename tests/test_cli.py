@@ -92,7 +92,7 @@ def test_usage_errors_are_one_line(article_cells_csv, args, message) -> None:
 def test_missing_argument_is_one_line() -> None:
     proc = run("variants")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "abpool: error: Missing argument 'data'. (see 'abpool --help')"
+    assert proc.stderr.strip() == "abpool: error: Missing argument 'DATA'. (see 'abpool --help')"
 
 
 @pytest.mark.parametrize("command", ["variants", "segments", "analyze", "demo", "report", "simulate"])

@@ -48,6 +48,10 @@ SCHEMA_KEYS = {
     "classical",
     "diagnostics",
     "provenance",
+    "control_reason",
+    "recommendation",
+    "srm",
+    "calibration",
 }
 TIMESTAMP = re.compile(r'<time class="rendered-at"[^>]*>[^<]*</time>')
 

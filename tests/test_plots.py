@@ -91,7 +91,8 @@ def test_forest_draws_each_treatment_against_the_control(scenarios) -> None:
     treated = res.summary().iloc[1:]
     for container in (*left.containers, *right.containers):
         assert len(container.lines[0].get_xdata()) == 3  # B, C and D against A
-    assert right.containers[0].lines[0].get_xdata().tolist() == pytest.approx(treated["lift"].tolist())
+    # Lifts in percentage points, as in the tables.
+    assert right.containers[0].lines[0].get_xdata().tolist() == pytest.approx((100 * treated["lift"]).tolist())
     control_rate = res.summary().loc[0, "rate"]
     assert left.containers[0].lines[0].get_xdata().tolist() == pytest.approx([control_rate] * 3)
     assert len(right.texts) == 3 and right.texts[0].get_text().startswith("P(beats control)")

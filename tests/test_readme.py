@@ -51,14 +51,35 @@ def test_the_readme_has_examples_of_both_kinds() -> None:
         assert (ROOT / path).is_file(), path
 
 
-@pytest.mark.xdist_group("readme-cli")
-def test_every_command_line_example_succeeds(workdir) -> None:
+def chains() -> list[list[str]]:
+    """The commands in groups that can run apart: a command reading an earlier one's output joins its group."""
+    groups: list[list[str]] = []
+    made: dict[str, int] = {}
     for command in commands():
+        args = shlex.split(command)
+        reads = [arg for arg in args[2:] if arg.rstrip("/") in made]
+        index = made[reads[0].rstrip("/")] if reads else len(groups)
+        if index == len(groups):
+            groups.append([])
+        groups[index].append(command)
+        if "--out" in args:
+            made[args[args.index("--out") + 1].rstrip("/")] = index
+    return groups
+
+
+@pytest.mark.parametrize("group", chains(), ids=[f"{k}-{group[0].split()[1]}" for k, group in enumerate(chains())])
+def test_every_command_line_example_succeeds(tmp_path, group) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for command in group:
         argv = [sys.executable, "-m", "abpool", *shlex.split(command)[1:]]
-        proc = subprocess.run(argv, cwd=workdir, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"{command}\n{proc.stderr}"
         assert proc.stdout.strip(), command
-    assert (workdir / "run1" / "report.html").is_file() and (workdir / "run2" / "summary.json").is_file()
+
+
+def test_report_example_follows_the_run_it_reads() -> None:
+    (group,) = [group for group in chains() if any(" report " in command for command in group)]
+    assert "--out run1/" in group[0] and group[-1].endswith("report run1/")
 
 
 @pytest.mark.xdist_group("readme-python")

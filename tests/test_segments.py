@@ -272,7 +272,7 @@ def test_cli_segments_unconverged_exits_1(tmp_path) -> None:
     proc = run_cli(*args)
     assert proc.returncode == 1
     assert "NOT CONVERGED" in proc.stdout and "did not converge" in proc.stderr
-    assert run_cli(*args, "--allow-unconverged").returncode == 0
+    # --allow-unconverged is the same code path for every model; tests/test_cli.py runs it on the variants model.
 
 
 @pytest.mark.parametrize(

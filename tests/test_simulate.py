@@ -189,7 +189,7 @@ def test_cli_effect_study_writes_table_json_and_figure(tmp_path) -> None:
         "--workers", "1", "--out", out,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    for text in ("bayes_p90", "bayes_p99_loss0.01", "bonferroni", "family-wise error", "power", "seed 1"):
+    for text in ("bayes_p90", "bayes_p99_loss0.01", "bonferroni", "family-wise", "power", "seed 1"):
         assert text in proc.stdout
     table = pd.read_csv(out / "calibration.csv")
     assert sorted(set(table["arms"])) == [2, 3]

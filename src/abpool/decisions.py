@@ -270,6 +270,7 @@ def choose_control(arms: list[str] | tuple[str, ...], given: str | None = None) 
     ('B', 'chosen with --control')
     """
     if given is not None:
+        # The same words as abpool.result.CHOSEN, which recognises an explicit choice by them.
         return str(given), "chosen with --control"
     folded = {arm.casefold(): arm for arm in reversed(arms)}
     for name in CONTROL_NAMES:

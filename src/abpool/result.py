@@ -103,6 +103,7 @@ POPULATION_COLUMNS: dict[str, str] = {
 # out of JSON and tables (prob_greater(i, j) still answers any pair).
 MAX_PAIRWISE_ARMS = 50
 ON_UNCONVERGED = ("warn", "raise", "ignore")
+CHOSEN = "chosen with --control"
 # What every model's fit takes to find its data: the source and its column names.
 DATA_PARAMETERS = frozenset({"data", "arm", "outcome", "trials", "successes", "segment", "control"})
 
@@ -232,7 +233,7 @@ class Result(ABC):
     diagnostics: Diagnostics
     seed: int
     control: str
-    control_reason: str = "chosen with --control"
+    control_reason: str = CHOSEN
     ci: float = 0.95
     rope: float | None = None
     threshold: float = decisions.DEFAULT_THRESHOLD
@@ -788,7 +789,8 @@ class Result(ABC):
             if column is not None:
                 parts += [role, column]
         for name, value in {**self.settings(), "prior": self.prior.name}.items():
-            if value is None or value is False:
+            # A control the rule chose is chosen again by the same rule; naming it would change the reason given.
+            if value is None or value is False or (name == "control" and self.control_reason != CHOSEN):
                 continue
             option = "--" + name.replace("_", "-")
             if isinstance(value, dict):

@@ -116,7 +116,7 @@ def calibrate(
         largest[k] = np.nanmax(beats)
         if progress is not None:
             progress(1)
-    from abpool.calibration.study import wilson_interval
+    from abpool.calibration.intervals import wilson_interval
 
     rate = float(np.mean(largest >= threshold))
     ordered = np.sort(largest)

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from abpool._validation import check_int
 from abpool.calibration.designs import Design
+from abpool.calibration.intervals import wilson_interval
 from abpool.calibration.rules import CLASSICAL_RULES, SCORES, RuleSettings, bayes_claims, classical_claims, score_claims
 from abpool.errors import InvalidArgumentError
 
@@ -132,21 +133,6 @@ def _run_chunk(
 
 
 # --------------------------------------------------------------------- results
-def wilson_interval(mean: float, n: int, level: float = MC_LEVEL) -> list[float]:
-    """Wilson score interval for a proportion (or a mean of values in [0, 1]) over ``n`` trials.
-
-    Examples
-    --------
-    >>> [round(x, 4) for x in wilson_interval(0.0, 1000)]
-    [0.0, 0.0038]
-    """
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = proportion_confint(mean * n, n, alpha=1.0 - level, method="wilson")
-    # Guard against rounding at 0 and 1 so the interval always holds the estimate.
-    return [max(0.0, min(float(low), mean)), min(1.0, max(float(high), mean))]
-
-
 @dataclass(frozen=True)
 class StudyResult:
     """The outcome of a calibration study for one design.

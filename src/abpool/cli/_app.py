@@ -199,9 +199,8 @@ def analyse_and_emit(
     else:
         render_result(result, stdout, classical=classical, wide=wide)
         if out is not None:
-            stdout.print(
-                display(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}"), markup=False
-            )
+            # Plain print: a path must not be wrapped across lines.
+            print(display(f"saved: {out / 'posterior.nc'}, {out / 'summary.json'}, {out / 'report.html'}"))
     if not result.diagnostics.converged and not allow_unconverged:
         print(
             "abpool: error: the fit did not converge (see diagnostics); rerun with more --draws/--tune, "

@@ -59,8 +59,10 @@ def print_table(table: Table, console: Console, *, title: str | None = None, wid
     """Print ``table``, split into parts that fit the console unless ``wide``."""
     heading = table.title if title is None else title
     everything = list(range(len(table.columns)))
-    if wide or _width(console, _rich(table, everything, heading)) <= console.width:
-        console.print(_rich(table, everything, heading), crop=False)
+    if wide or _width(console, _rich(table, everything, None)) <= console.width:
+        # The title on a line of its own: inside the table it would wrap at the table's width.
+        console.print(Text(display(heading), style="bold"))
+        console.print(_rich(table, everything, None), crop=False)
         return
     labels = _label_columns(table)
     rest = [i for i in everything if i not in labels]
@@ -79,7 +81,8 @@ def print_table(table: Table, console: Console, *, title: str | None = None, wid
         return
     for number, part in enumerate(parts, start=1):
         suffix = f" ({number} of {len(parts)})" if len(parts) > 1 else ""
-        console.print(_rich(table, [*labels, *part], f"{heading}{suffix}"), crop=False)
+        console.print(Text(display(f"{heading}{suffix}"), style="bold"))
+        console.print(_rich(table, [*labels, *part], None), crop=False)
 
 
 def _print_blocks(table: Table, console: Console, heading: str) -> None:

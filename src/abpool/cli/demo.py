@@ -55,4 +55,4 @@ def demo(seed: DemoSeedOpt = DEFAULT_SEED, out: DemoOutOpt = DEFAULT_OUT, as_jso
     if result.segments is not None:
         stdout.print()
         render_result(result.segments, stdout, title="Canada and China (varying-intercept, varying-slope model)")
-    stdout.print(fmt.display(f"report: {result.path}"), markup=False)
+    print(fmt.display(f"report: {result.path}"))

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from abpool._format import display
-from abpool.cli._app import app, fail, stdout
+from abpool.cli._app import app, fail
 from abpool.errors import AbpoolError
 
 ResultDir = Annotated[
@@ -42,4 +42,4 @@ def report(directory: ResultDir, html: HtmlOpt = None) -> None:
         fail(exc)
     except OSError as exc:
         fail(AbpoolError(f"cannot write '{target}' ({exc.strerror or exc}); check the path"))
-    stdout.print(display(f"report: {target}"), markup=False)
+    print(display(f"report: {target}"))

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from abpool._validation import check_int, check_seed
 from abpool.calibration.output import truth_text
 from abpool.cli._app import JsonOpt, app, fail, stderr, stdout
+from abpool.cli._render import print_table
 from abpool.errors import AbpoolError, InvalidArgumentError
+from abpool.report.blocks import Table
 
 
 def _split(values: list[str] | None, default: list[str], name: str, convert: type) -> list:
@@ -290,19 +290,13 @@ def _render(payload: dict) -> None:
         truth = "A/A (all rates equal)" if size == "arms" else "A/A (treatment = control in every segment)"
     elif size == "arms":
         truth = f"last {settings['effect_arms']} arm(s) {settings['effect']:+g}"
-    table = Table(
-        title=(
-            f"Calibration: {settings['experiments']:,} experiments per study, {settings.get('trials')} trials per "
-            f"{cell}, base rate {settings.get('base_rate')}, truth: {truth}"
-        ),
-        title_justify="left",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
+    title = (
+        f"Calibration: {settings['experiments']:,} experiments per study, {settings.get('trials')} trials per "
+        f"{cell}, base rate {settings.get('base_rate')}, truth: {truth}"
     )
-    for column in (size, "rule", "family-wise error", "false discovery rate", "power", "wrong sign", "claims/exp"):
-        table.add_column(column, justify="left" if column == "rule" else "right", no_wrap=True)
-    for row in payload["rules"]:
-        table.add_row(
+    headers = (size, "rule", "family-wise\nerror", "false\ndiscovery rate", "power", "wrong sign", "claims\nper exp.")
+    rows = tuple(
+        (
             str(row[size]),
             row["rule"],
             _interval(row["family_wise_error"], row["family_wise_error_ci"]),
@@ -311,7 +305,9 @@ def _render(payload: dict) -> None:
             _interval(row["wrong_sign_rate"], row["wrong_sign_rate_ci"]),
             f"{row['mean_claims']:.2f}",
         )
-    stdout.print(table)
+        for row in payload["rules"]
+    )
+    print_table(Table(title, headers, rows, (False, False, True, True, True, True, True)), stdout)
     stdout.print(f"intervals: {settings['monte_carlo_interval']} (Monte Carlo error of the study)")
     stdout.print(
         f"rules: Bayesian P(i > j) ≥ {', '.join(f'{t:g}' for t in settings['thresholds'])}"
