@@ -31,6 +31,7 @@ test-fast: $(STAMP) browser
 bench: $(STAMP)
 	$(BIN)/python bench/bench_variants.py
 	$(BIN)/python bench/bench_segments.py
+	$(BIN)/python bench/bench_kernel.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -101,10 +101,17 @@ def test_adjustments_follow_their_definitions(p, bonferroni, holm, bh) -> None:
 
 
 def test_adjustments_agree_with_statsmodels(rng) -> None:
-    p = rng.uniform(0, 0.2, size=30)
-    adjusted = adjust_p_values(p)
-    for ours, theirs in (("bonferroni", "bonferroni"), ("holm", "holm"), ("bh", "fdr_bh")):
-        np.testing.assert_allclose(adjusted[ours], multipletests(p, method=theirs)[1], rtol=1e-12)
+    families = [
+        rng.uniform(0, 0.2, size=30),
+        rng.choice([0.0, 0.01, 0.04, 0.5, 1.0], size=25),  # ties, zeros and ones
+        np.array([0.3]),
+        np.array([1e-300, 1e-12, 0.9]),
+    ]
+    for p in families:
+        adjusted = adjust_p_values(p)
+        for ours, theirs in (("bonferroni", "bonferroni"), ("holm", "holm"), ("bh", "fdr_bh")):
+            np.testing.assert_allclose(adjusted[ours], multipletests(p, method=theirs)[1], rtol=1e-12)
+    assert all(values.size == 0 for values in adjust_p_values([]).values())
 
 
 # ------------------------------------------------------------- comparisons

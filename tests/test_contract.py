@@ -52,6 +52,7 @@ SCHEMA_KEYS = {
     "recommendation",
     "srm",
     "calibration",
+    "sensitivity",
 }
 TIMESTAMP = re.compile(r'<time class="rendered-at"[^>]*>[^<]*</time>')
 
@@ -252,3 +253,15 @@ def test_the_documented_vocabulary_is_the_code_s() -> None:
     for part, names in ((summary_part, VOCABULARY), (population_part, POPULATION_COLUMNS)):
         documented = re.findall(r"^\| `(\w+)` \| (.+) \|$", part, re.M)
         assert dict(documented) == names
+
+
+def test_every_model_checks_its_prior_sensitivity(result, tmp_path) -> None:
+    """One entry of the model's own panel, refitted with the result's settings, carried into every output."""
+    panel = type(result).prior_panel()
+    other = next(entry for entry in panel if entry.prior != result.prior)
+    checked = result.with_sensitivity([other.prior])
+    found = checked.prior_sensitivity
+    assert [entry["label"] for entry in found["panel"]][1:] == [other.label, "no pooling"]
+    assert checked.to_dict()["sensitivity"] == found
+    assert len(found["decisions"]) == 3 * max(1, len(result.segments))
+    assert "Would a different prior change the decision?" in checked.to_html()

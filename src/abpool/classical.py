@@ -8,14 +8,14 @@ reader can see both answers side by side:
 * with segments, every treatment arm is tested against the control within each
   segment.
 
-Each comparison uses the pooled two-proportion z-test (statsmodels
+Each comparison uses the pooled two-proportion z-test (as statsmodels'
 ``proportions_ztest``) unless an expected count of the 2 × 2 table under the
 null hypothesis is below 5, where the normal approximation is poor; then
 Fisher's exact test gives the p-value (:func:`fisher_two_sided`: scipy's
 ``fisher_exact`` p-value, computed so that it stays fast for any counts). All tests are
 two-sided. The raw p-values are adjusted across the whole family of
-comparisons with Bonferroni, Holm and Benjamini-Hochberg (statsmodels
-``multipletests``).
+comparisons with Bonferroni, Holm and Benjamini-Hochberg (as statsmodels'
+``multipletests``; the tests compare both with statsmodels).
 
 Examples
 --------
@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,7 +46,7 @@ MIN_EXPECTED_COUNT = 5.0
 # users in the smaller arm) the memory it needs is not worth it, and the z-test is used instead.
 MAX_FISHER_SUPPORT = 10**7
 
-# Our names for the corrections -> statsmodels' method names.
+# Our names for the corrections -> statsmodels' method names (the tests check our arithmetic against it).
 ADJUSTMENTS = {"bonferroni": "bonferroni", "holm": "holm", "bh": "fdr_bh"}
 
 
@@ -102,10 +103,11 @@ def pair_test(successes_i: int, trials_i: int, successes_j: int, trials_j: int) 
     support = min(total, trials_i, trials_j, trials_i + trials_j - total) + 1
     if expected.min() < MIN_EXPECTED_COUNT and support <= MAX_FISHER_SUPPORT:
         return "fisher", float("nan"), fisher_two_sided(successes_i, trials_i, successes_j, trials_j)
-    from statsmodels.stats.proportion import proportions_ztest
-
-    z, p = proportions_ztest(np.array([successes_i, successes_j]), np.array([trials_i, trials_j]))
-    return "z", float(z), float(p)
+    # statsmodels' proportions_ztest (pooled variance, two-sided), in a few lines instead of its import.
+    spread = math.sqrt(pooled * (1.0 - pooled) * (1.0 / trials_i + 1.0 / trials_j))
+    difference = successes_i / trials_i - successes_j / trials_j
+    z = difference / spread if spread > 0 else math.copysign(math.inf, difference) if difference else math.nan
+    return "z", z, math.erfc(abs(z) / math.sqrt(2.0)) if not math.isnan(z) else math.nan
 
 
 def fisher_two_sided(successes_i: int, trials_i: int, successes_j: int, trials_j: int) -> float:
@@ -156,11 +158,17 @@ def adjust_p_values(p_values: Sequence[float] | NDArray) -> dict[str, NDArray[np
     {'bonferroni': [0.04, 0.16, 0.12, 0.08], 'holm': [0.04, 0.06, 0.06, 0.06], 'bh': [0.04, 0.04, 0.04, 0.04]}
     """
     p = np.asarray(p_values, dtype=float)
-    if p.size == 0:
-        return {name: np.empty(0) for name in ADJUSTMENTS}
-    from statsmodels.stats.multitest import multipletests
-
-    return {name: np.asarray(multipletests(p, method=method)[1], dtype=float) for name, method in ADJUSTMENTS.items()}
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    ordered = p[order]
+    # statsmodels' multipletests arithmetic: Holm's step-down running maximum of p_(i)·(m − i + 1),
+    # Benjamini-Hochberg's step-up running minimum of p_(i)·m / i, each capped at 1.
+    holm = np.maximum.accumulate(ordered * np.arange(m, 0, -1)) if m else ordered
+    bh = np.minimum.accumulate((ordered * m / np.arange(1, m + 1))[::-1])[::-1] if m else ordered
+    adjusted = {"bonferroni": p * m, "holm": np.empty(m), "bh": np.empty(m)}
+    adjusted["holm"][order] = holm
+    adjusted["bh"][order] = bh
+    return {name: np.minimum(values, 1.0) for name, values in adjusted.items()}
 
 
 def _pairs(cells: Cells, control: str | None) -> list[tuple[str | None, int, int]]:

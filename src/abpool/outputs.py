@@ -7,11 +7,14 @@ contract in :mod:`abpool.result`; each works only through that contract.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abpool.result import Result
+
+if TYPE_CHECKING:
+    from abpool.sensitivity import Sensitivity
 
 
 class ReportableResult(Result):
@@ -62,6 +65,27 @@ class ReportableResult(Result):
 
         found = calibrate(self, experiments=experiments, threshold=threshold, seed=seed, progress=progress)
         return dataclasses.replace(self, calibration=found)
+
+    def sensitivity(
+        self, panel: Sequence[Any] | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> Sensitivity:
+        """Would a different, reasonable prior change the decision? Refit under a panel of priors and compare.
+
+        See :func:`abpool.sensitivity.sensitivity`: the answers and the
+        recommendation under each prior of ``panel`` (default: the model's
+        panel, see :meth:`prior_panel`), and a verdict per decision, robust or
+        prior-dependent. Returns a :class:`~abpool.sensitivity.Sensitivity`.
+        """
+        from abpool.sensitivity import sensitivity
+
+        return sensitivity(self, panel, progress=progress)
+
+    def with_sensitivity(
+        self, panel: Sequence[Any] | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> ReportableResult:
+        """A copy of the result that carries :meth:`sensitivity` in the terminal, the report, the JSON and saves."""
+        found = self.sensitivity(panel, progress=progress)
+        return dataclasses.replace(self, prior_sensitivity=found.to_dict())
 
     # ------------------------------------------------------------------ figures
     def plot_posterior(self, arm: Any = None, segment: str | int | None = None) -> Any:

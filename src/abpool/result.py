@@ -52,6 +52,7 @@ from abpool.data import Cells
 from abpool.diagnostics import Diagnostics
 from abpool.errors import ConvergenceError, ConvergenceWarning, InvalidArgumentError, InvalidDataError
 from abpool.io import to_jsonable
+from abpool.panel import PanelEntry
 
 SCHEMA_VERSION = 1
 
@@ -219,6 +220,9 @@ class Result(ABC):
         The intended share of users of each arm, in the order of :attr:`arms` (None: equal).
     calibration : dict or None
         This design's own A/A calibration, when it was run (:meth:`calibrate`).
+    prior_sensitivity : dict or None
+        The answers under a panel of reasonable priors, when they were computed
+        (:meth:`with_sensitivity`; see :mod:`abpool.sensitivity`).
     created : str
         When the fit was made (UTC, ISO 8601).
     """
@@ -239,6 +243,7 @@ class Result(ABC):
     threshold: float = decisions.DEFAULT_THRESHOLD
     split: tuple[float, ...] | None = None
     calibration: dict[str, Any] | None = None
+    prior_sensitivity: dict[str, Any] | None = None
     created: str = field(default_factory=now)
 
     # ------------------------------------------------------------- what a model supplies
@@ -304,6 +309,16 @@ class Result(ABC):
     def population_sentences(self) -> list[str]:
         """Sentences about the population level (none by default)."""
         return []
+
+    @classmethod
+    def prior_panel(cls) -> list[PanelEntry]:
+        """The model's panel of reasonable priors for a prior-sensitivity check (see :mod:`abpool.sensitivity`)."""
+        raise InvalidArgumentError(f"the {cls.model} model has no panel of priors for a sensitivity check")
+
+    @classmethod
+    def panel_entry(cls, item: Any) -> PanelEntry:
+        """One panel entry from the user: a prior object, a panel name, or a spec ``NAME:key=value,...``."""
+        raise InvalidArgumentError(f"the {cls.model} model has no panel of priors for a sensitivity check")
 
     @classmethod
     def from_draws(
@@ -431,14 +446,17 @@ class Result(ABC):
         n_draws, n_segments, n_arms = draws.shape
         n, y = self._cell_counts()
         tail = (1.0 - self.ci) / 2.0
-        quantiles = np.quantile(draws, [tail, 0.5, 1.0 - tail], axis=0)
-        hdi_low, hdi_high = decisions.highest_density_interval(draws.reshape(n_draws, -1), self.ci)
+        probs = [tail, 0.5, 1.0 - tail]
+        # One sort per quantity serves its quantiles and its highest density interval.
+        ordered = decisions.sorted_columns(draws)
+        quantiles = decisions.column_quantiles(draws, probs, ordered=ordered)
+        hdi_low, hdi_high = decisions.highest_density_interval(draws, self.ci, ordered=ordered)
         control = draws[:, :, [self.control_index]]
         absolute = draws - control
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             relative = draws / control - 1.0
-        lift_q = np.quantile(absolute, [tail, 0.5, 1.0 - tail], axis=0)
-        rel_q = np.nanquantile(relative, [tail, 0.5, 1.0 - tail], axis=0)
+        lift_q = decisions.column_quantiles(absolute, probs)
+        rel_q = decisions.column_quantiles(relative, probs)
         winners = draws.argmax(axis=2)
         prob_best = np.stack([(winners == k).mean(axis=0) for k in range(n_arms)], axis=-1)
         expected_loss = (draws.max(axis=2, keepdims=True) - draws).mean(axis=0)
@@ -839,6 +857,7 @@ class Result(ABC):
                 "tests": self.srm().to_dict("records"),
             },
             "calibration": self.calibration,
+            "sensitivity": self.prior_sensitivity,
             "summary": self._summary.to_dict("records"),
             "population": self._population.to_dict("records"),
             "prob_greater": None if pairwise is None else pairwise.to_dict("records"),
@@ -934,6 +953,8 @@ def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
             "threshold": float(settings["threshold"]),
             "split": None if split is None else tuple(float(split[arm]) for arm in payload["arms"]),
             "calibration": payload["calibration"],
+            # Results saved before the sensitivity check existed have no such key.
+            "prior_sensitivity": payload.get("sensitivity"),
             "created": str(payload["provenance"]["created"]),
         }
     except (KeyError, TypeError, ValueError) as exc:

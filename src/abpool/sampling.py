@@ -76,6 +76,17 @@ def _draw_once(
     target_accept: float,
     progressbar: bool,
 ) -> Any:
+    if hasattr(model, "draw"):
+        # A model that samples itself (the segments model's compiled log density).
+        return model.draw(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            seed=seed,
+            target_accept=target_accept,
+            progressbar=progressbar,
+        )
     if sampler == "nutpie":
         import nutpie
 

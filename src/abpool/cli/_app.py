@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from abpool._version import __version__
 from abpool.errors import AbpoolError, ConvergenceError
+from abpool.panel import is_no_pooling
 
 # Typer shows a required argument as "{DATA}" in the usage line and appends its type ("DATA <path>") in the
 # help; the usage conventions are a bare DATA, and the argument's help already says what it is.
@@ -115,6 +117,22 @@ ExperimentsOpt = Annotated[
     int | None,
     typer.Option("--experiments", metavar="N", help="A/A experiments for --calibrate [500 variants, 100 segments]."),
 ]
+SensitivityOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sensitivity",
+        help="Also refit under a panel of reasonable priors: would a different prior change the decision?",
+    ),
+]
+PanelOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--panel",
+        metavar="PRIOR",
+        help="A prior of the --sensitivity panel, NAME or NAME:key=value,... (e.g. lognormal:loc=4); repeat it "
+        "[the model's panel].",
+    ),
+]
 WideOpt = Annotated[
     bool, typer.Option("--wide", help="Print each table in one piece, however wide (for wide windows or files).")
 ]
@@ -158,6 +176,8 @@ def analyse_and_emit(
     strict: bool = False,
     calibrate: bool = False,
     experiments: int | None = None,
+    sensitivity: bool = False,
+    panel: list[str] | None = None,
     wide: bool = False,
 ) -> None:
     """Fit ``model`` (through the registry) with keyword ``options``, then print, save and judge it.
@@ -181,6 +201,13 @@ def analyse_and_emit(
             check_out(out, force=force)
         if experiments is not None and not calibrate:
             raise AbpoolError("--experiments sets the size of --calibrate; add --calibrate or leave it out")
+        if panel and not sensitivity:
+            raise AbpoolError("--panel sets the priors of --sensitivity; add --sensitivity or leave it out")
+        if panel:
+            # Before the fit: a bad panel entry should not cost a fit to find out.
+            for item in panel:
+                if not is_no_pooling(item):
+                    model_entry(model).result_type.panel_entry(item)
         if "split" in options:
             options = {**options, "split": parse_split(options["split"])}
         with spinner:
@@ -188,6 +215,8 @@ def analyse_and_emit(
             result = model_entry(model).fit(data, **options, on_unconverged="ignore")
         if calibrate:
             result = _calibrate(result, experiments, show=not as_json and stderr.is_terminal)
+        if sensitivity:
+            result = _sensitivity(result, panel, show=not as_json and stderr.is_terminal)
         if out is not None:
             result.save(out, force=force)
     except AbpoolError as exc:
@@ -231,6 +260,20 @@ def _calibrate(result: Any, experiments: int | None, *, show: bool) -> Any:
         return result.calibrate(experiments=experiments, progress=lambda done: bar.advance(task, done))
 
 
+def _sensitivity(result: Any, panel: list[str] | None, *, show: bool) -> Any:
+    """Refit under the prior panel, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from abpool.sensitivity import resolve_panel
+
+    if not show:
+        return result.with_sensitivity(panel)
+    columns = (TextColumn("refitting under each prior"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("sensitivity", total=len(resolve_panel(result, panel)))
+        return result.with_sensitivity(panel, progress=lambda done: bar.advance(task, done))
+
+
 def given(**options: Any) -> dict[str, Any]:
     """The options the user gave (those not left at ``None``)."""
     return {name: value for name, value in options.items() if value is not None}
@@ -251,6 +294,17 @@ def main(
     """Analyse A/B/n experiments with hierarchical Bayesian models (partial pooling)."""
 
 
+def _show_notices() -> None:
+    """Print the ``abpool`` logger's notices (such as a one-time compilation) on standard error."""
+    logger = logging.getLogger("abpool")
+    if not any(getattr(handler, "abpool_cli", False) for handler in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("abpool: %(message)s"))
+        handler.abpool_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console entry point: run :data:`app`, turning usage errors into one line and exit code 2.
 
@@ -260,6 +314,7 @@ def run(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if not args:
         args = ["--help"]
+    _show_notices()
     try:
         code = app(args=args, prog_name="abpool", standalone_mode=False)
     except Exception as exc:

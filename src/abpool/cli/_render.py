@@ -10,6 +10,8 @@ markup, with control characters shown as escapes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
@@ -18,7 +20,15 @@ from rich.text import Text
 
 from abpool._format import display
 from abpool.report.blocks import Table
-from abpool.report.tables import classical_table, estimates_table, pairwise_table, population_table
+from abpool.report.tables import (
+    SENSITIVITY_TITLE,
+    classical_table,
+    estimates_table,
+    pairwise_table,
+    population_table,
+    sensitivity_decisions_table,
+    sensitivity_table,
+)
 from abpool.result import Result
 
 
@@ -122,6 +132,19 @@ def print_headline(result: Result, console: Console) -> None:
     console.print(Text(display(f"Control: {result.control} ({result.control_reason}).")))
 
 
+def print_sensitivity(found: dict[str, Any], console: Console, *, wide: bool = False) -> None:
+    """The prior-sensitivity check: verdicts first, then the decision and the answers under each prior."""
+    console.print()
+    console.print(Text(SENSITIVITY_TITLE, style="bold underline"))
+    for sentence in found["sentences"]:
+        console.print(Text(display(sentence)))
+    print_table(sensitivity_decisions_table(found), console, wide=wide)
+    print_table(sensitivity_table(found), console, wide=wide)
+    seconds = sum(found["seconds"].values())
+    summary = f"{len(found['panel'])} priors in {seconds:,.1f} s; each prior is described in --json and the report."
+    console.print(Text(summary))
+
+
 def render_result(
     result: Result, console: Console, *, title: str | None = None, classical: bool = False, wide: bool = False
 ) -> None:
@@ -144,6 +167,8 @@ def render_result(
     console.print(status_text(result))
     for warning in result.diagnostics.warnings:
         console.print(Text("warning: ", style="bold red") + Text(display(warning)))
+    if result.prior_sensitivity:
+        print_sensitivity(result.prior_sensitivity, console, wide=wide)
     if classical:
         skipped = result.classical_skipped()
         if skipped:

@@ -20,8 +20,10 @@ from abpool.cli._app import (
     JsonOpt,
     OutcomeOpt,
     OutOpt,
+    PanelOpt,
     SeedOpt,
     SegmentOpt,
+    SensitivityOpt,
     SplitOpt,
     StrictOpt,
     SuccessesOpt,
@@ -87,6 +89,8 @@ def analyze(
     classical: ClassicalOpt = False,
     calibrate: CalibrateOpt = False,
     experiments: ExperimentsOpt = None,
+    sensitivity: SensitivityOpt = False,
+    panel: PanelOpt = None,
     wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
@@ -129,5 +133,7 @@ def analyze(
         strict=strict,
         calibrate=calibrate,
         experiments=experiments,
+        sensitivity=sensitivity,
+        panel=panel,
         wide=wide,
     )

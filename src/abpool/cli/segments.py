@@ -19,8 +19,10 @@ from abpool.cli._app import (
     JsonOpt,
     OutcomeOpt,
     OutOpt,
+    PanelOpt,
     RopeOpt,
     SeedOpt,
+    SensitivityOpt,
     SplitOpt,
     StrictOpt,
     SuccessesOpt,
@@ -98,6 +100,8 @@ def segments(
     classical: ClassicalOpt = False,
     calibrate: CalibrateOpt = False,
     experiments: ExperimentsOpt = None,
+    sensitivity: SensitivityOpt = False,
+    panel: PanelOpt = None,
     wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
@@ -139,5 +143,7 @@ def segments(
         strict=strict,
         calibrate=calibrate,
         experiments=experiments,
+        sensitivity=sensitivity,
+        panel=panel,
         wide=wide,
     )

@@ -19,8 +19,10 @@ from abpool.cli._app import (
     JsonOpt,
     OutcomeOpt,
     OutOpt,
+    PanelOpt,
     RopeOpt,
     SeedOpt,
+    SensitivityOpt,
     SplitOpt,
     StrictOpt,
     SuccessesOpt,
@@ -70,6 +72,8 @@ def variants(
     classical: ClassicalOpt = False,
     calibrate: CalibrateOpt = False,
     experiments: ExperimentsOpt = None,
+    sensitivity: SensitivityOpt = False,
+    panel: PanelOpt = None,
     wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
@@ -106,5 +110,7 @@ def variants(
         strict=strict,
         calibrate=calibrate,
         experiments=experiments,
+        sensitivity=sensitivity,
+        panel=panel,
         wide=wide,
     )

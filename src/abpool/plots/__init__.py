@@ -15,6 +15,7 @@ article's scenarios, say) where overlaying them tells the story:
 * :func:`plot_shrinkage` — observed rate (or segment lift) → pooled estimate, marker size by trials;
 * :func:`plot_prob_greater` — heat map of ``P(row beats column)``;
 * :func:`plot_forest` — each treatment's rate beside its control's, and its lift;
+* :func:`plot_sensitivity` — each lift under each prior of a sensitivity panel;
 * :func:`plot_convergence` and :func:`convergence_table` — rank plots, R-hat and ESS of MCMC fits.
 
 User text (arm and segment names) is drawn literally: a ``$`` never starts mathtext.
@@ -33,6 +34,7 @@ Examples
 from abpool.plots._common import shrinkage_panel
 from abpool.plots.convergence import convergence_table, plot_convergence
 from abpool.plots.rates import plot_boxplots, plot_forest, plot_posterior, plot_prob_greater, plot_shrinkage
+from abpool.plots.sensitivity import plot_sensitivity
 
 __all__ = [
     "convergence_table",
@@ -41,6 +43,7 @@ __all__ = [
     "plot_forest",
     "plot_posterior",
     "plot_prob_greater",
+    "plot_sensitivity",
     "plot_shrinkage",
     "shrinkage_panel",
 ]

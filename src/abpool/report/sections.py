@@ -14,7 +14,16 @@ from abpool import _format as fmt
 from abpool.errors import InvalidArgumentError
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
-from abpool.report.tables import classical_table, data_facts, estimates_table, pairwise_table, population_table
+from abpool.report.tables import (
+    SENSITIVITY_TITLE,
+    classical_table,
+    data_facts,
+    estimates_table,
+    pairwise_table,
+    population_table,
+    sensitivity_decisions_table,
+    sensitivity_table,
+)
 
 if TYPE_CHECKING:
     from abpool.result import Result
@@ -26,6 +35,7 @@ SECTION_PARTS = (
     "estimates",
     "figures",
     "prior",
+    "sensitivity",
     "multiplicity",
     "classical",
     "diagnostics",
@@ -120,6 +130,54 @@ def figure_blocks(result: Result) -> tuple[Block, ...]:
 def prior_blocks(result: Result) -> tuple[Block, ...]:
     """The prior, stated, and why it is there."""
     return (Facts("", tuple(result.prior_facts())), Text(result.prior_statement()))
+
+
+SENSITIVITY_WHY = (
+    "If reasonable priors give similar results, the data speak for themselves; if they give very different "
+    "results, that is a strong signal to collect more data before acting. Each prior below is a refit of the same "
+    "model and data, with the same settings and seed."
+)
+
+
+def sensitivity_blocks(result: Result, *, figures: bool = True) -> tuple[Block, ...]:
+    """The answers and decisions under a panel of reasonable priors, with a verdict per decision."""
+    found = result.prior_sensitivity
+    if not found:
+        return (
+            Text(
+                "Not checked for this analysis: rerun with --sensitivity (Python: result.with_sensitivity()) to "
+                "refit it under a panel of reasonable priors and see whether the decision changes."
+            ),
+        )
+    blocks: list[Block] = [Text(SENSITIVITY_WHY), Decisions(tuple(found["sentences"]))]
+    blocks.append(sensitivity_decisions_table(found))
+    blocks.append(sensitivity_table(found))
+    if figures:
+        from abpool.plots.sensitivity import plot_sensitivity
+
+        blocks.append(
+            embed(
+                plot_sensitivity(found),
+                "Lifts under each prior",
+                "lift with credible interval for each treatment row under each prior of the panel",
+                "Each row's lift with its credible interval under every prior; zero dashed, the threshold of caring "
+                "dotted. The hollow grey point is the no-pooling reference, shown but not counted.",
+            )
+        )
+    seconds = sum(found["seconds"].values())
+    blocks.append(
+        Facts(
+            "The panel",
+            (
+                *(
+                    (entry["label"], entry["why"] if entry["prior"] is None else f"{entry['text']} — {entry['why']}")
+                    for entry in found["panel"]
+                ),
+                ("time", f"{seconds:,.1f} s for the refits"),
+            ),
+        )
+    )
+    return tuple(blocks)
 
 
 def classical_blocks(result: Result) -> tuple[Block, ...]:
@@ -270,6 +328,10 @@ def result_sections(
         sections.append(Section(f"{prefix}figures", f"{head}Figures", figure_blocks(result)))
     if keep("prior"):
         sections.append(Section(f"{prefix}prior", f"{head}Prior", prior_blocks(result)))
+    if keep("sensitivity"):
+        sections.append(
+            Section(f"{prefix}sensitivity", f"{head}{SENSITIVITY_TITLE}", sensitivity_blocks(result, figures=figures))
+        )
     if keep("multiplicity"):
         sections.append(Section(f"{prefix}multiplicity", f"{head}Multiple comparisons", multiplicity_blocks(result)))
     classical = classical_blocks(result) if keep("classical") else ()

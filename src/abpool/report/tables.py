@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 MAX_ROWS_IN_TABLE = 100
 MAX_ARMS_IN_MATRIX = 12
+SENSITIVITY_TITLE = "Would a different prior change the decision?"
 
 
 def estimates_table(result: Result, *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
@@ -175,3 +176,64 @@ def data_facts(result: Result) -> Facts:
         items.append(("segment columns", ", ".join(cells.segment_columns)))
     items += [("arm column", cells.arm_column), ("fingerprint (SHA-256 of the cells)", cells.fingerprint)]
     return Facts("Data", tuple(items))
+
+
+def _prior_header(label: str) -> str:
+    # Break after the first word: prior columns stay narrow in the terminal.
+    return label.replace(" ", "\n", 1)
+
+
+def sensitivity_table(found: dict[str, Any], *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
+    """One row per treatment arm (per segment), a column per prior: P(beats control) · lift (percentage points).
+
+    ``found`` is a sensitivity check as saved (:meth:`abpool.sensitivity.Sensitivity.to_dict`).
+    """
+    labels = [entry["label"] for entry in found["panel"]]
+    segmented = bool(found["segmented"])
+    treated = [row for row in found["answers"] if not row["is_control"]]
+    cell = {(row["prior"], row["segment"], row["arm"]): row for row in treated}
+    keys = list(dict.fromkeys((row["segment"], row["arm"]) for row in treated))
+    rows = []
+    for segment, arm in keys[:limit]:
+        values = []
+        for label in labels:
+            row = cell[(label, segment, arm)]
+            values.append(f"{fmt.pct(row['prob_beats_control'])} · {fmt.signed(row['lift'])}")
+        rows.append((*([str(segment)] if segmented else []), str(arm), *values))
+    note = f"First {limit:,} of {len(keys):,} rows; the JSON has all." if len(keys) > limit else ""
+    return Table(
+        f"P(beats control {found['control']}) · lift in pp, under each prior",
+        (*(["segment"] if segmented else []), "arm", *map(_prior_header, labels)),
+        tuple(rows),
+        (*([False] if segmented else []), False, *[True] * len(labels)),
+        note,
+    )
+
+
+def sensitivity_decisions_table(found: dict[str, Any], *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
+    """One row per decision (the experiment, or each segment), a column per prior, and the verdict."""
+    from abpool.sensitivity import decision_text
+
+    labels = [entry["label"] for entry in found["panel"]]
+    segmented = bool(found["segmented"])
+    chosen = {(row["prior"], row["segment"]): row for row in found["decisions"]}
+    rows = []
+    for verdict in found["verdicts"][:limit]:
+        segment = verdict["segment"]
+        decisions_under = [
+            decision_text(
+                chosen[(label, segment)]["decision"], chosen[(label, segment)]["arm"], found["control"]
+            ).replace("no meaningful difference", "no difference")
+            for label in labels
+        ]
+        rows.append((str(segment) if segmented else "experiment", *decisions_under, verdict["verdict"]))
+    verdicts = found["verdicts"]
+    note = f"First {limit:,} of {len(verdicts):,} decisions; the JSON has all." if len(verdicts) > limit else ""
+    return Table(
+        "Decision under each prior",
+        ("segment" if segmented else "decision", *map(_prior_header, labels), "verdict"),
+        tuple(rows),
+        # Marked numeric so a narrow terminal splits the prior columns rather than cutting them.
+        (False, *[True] * (len(labels) + 1)),
+        note,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from abpool._validation import (
     check_bool,
@@ -154,11 +155,24 @@ def analyze_segments(
     def build():
         return build_segments_model(layout, prior_obj, form, correlated=correlated)
 
-    if sampler == "nutpie":
+    def complete(fitted: Any) -> Any:
+        return label_draws(complete_draws(fitted, layout, prior_obj, form), layout)
+
+    if sampler == "nutpie" and form == "conditioned" and not correlated:
+        # The default path: the model's log density written out (segments.density), compiled once per
+        # machine; nutpie samples it with no PyMC model to build and nothing to compile in this process.
+        from abpool.segments.density import KernelModel, pack
+
+        n_segments, n_treatments = layout.shape
+        buffer = pack(model_data(layout, form), prior_obj.nu, prior_obj.location_scale, prior_obj.scale)
+        model, data = KernelModel(buffer, n_segments, n_treatments, prior_obj.scale), None
+        inference = ("nutpie, abpool's compiled log density", inference_library("nutpie")[1])
+    elif sampler == "nutpie":
         # Coordinates are positions, so experiments of the same shape share one compiled model.
         model = compiled_model(("segments", layout.shape, form, prior_obj, correlated), build)
+        data, inference = model_data(layout, form), inference_library("nutpie")
     else:
-        model = build()
+        model, data, inference = build(), model_data(layout, form), inference_library("pymc")
     idata, diagnostics = sample_nuts(
         model,
         var_names=MONITORED + (["correlation"] if correlated else []),
@@ -169,8 +183,8 @@ def analyze_segments(
         target_accept=target_accept,
         progressbar=progressbar,
         sampler=sampler,
-        data=model_data(layout, form),
-        complete=lambda fitted: label_draws(complete_draws(fitted, layout, prior_obj, form), layout),
+        data=data,
+        complete=complete,
     )
     groups = {"posterior": idata.posterior}
     if "sample_stats" in idata:
@@ -182,7 +196,7 @@ def analyze_segments(
     )
     return SegmentsResult.from_draws(
         groups,
-        inference=inference_library(sampler),
+        inference=inference,
         on_unconverged=on_unconverged,
         cells=cells,
         prior=prior_obj,

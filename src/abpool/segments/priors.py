@@ -13,6 +13,7 @@ from typing import Any
 
 from abpool._validation import check_positive
 from abpool.errors import InvalidArgumentError
+from abpool.panel import PanelEntry, panel_entry
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,74 @@ def get_segments_prior(prior: str | SegmentsPrior = "article", scale: float | No
     return SegmentsPrior(
         name=base.name, nu=base.nu, location_scale=base.location_scale, scale=scale, lkj_eta=base.lkj_eta
     )
+
+
+# --------------------------------------------------------------------------- the sensitivity panel
+_PANEL: dict[str, PanelEntry] = {
+    "article": PanelEntry(
+        "article",
+        SegmentsPrior(name="article"),
+        "the article's priors: StudentT(3, 0, 1) locations and HalfNormal(1) scales, conservative with few segments",
+    ),
+    "flat": PanelEntry(
+        "flat",
+        SegmentsPrior(name="flat", **SEGMENTS_PRIORS["flat"]),
+        "flatter locations and scales (2.5): segments may differ more before they are pooled",
+    ),
+    "conservative": PanelEntry(
+        "conservative",
+        SegmentsPrior(name="conservative", **SEGMENTS_PRIORS["conservative"]),
+        "the HalfNormal scale halved (0.5): segments pooled harder, as the article advises for small effects",
+    ),
+    "doubled": PanelEntry(
+        "scale doubled",
+        SegmentsPrior(name="article", scale=2.0),
+        "the HalfNormal scale doubled (2): segment effects of a logit or more are plausible a priori",
+    ),
+}
+_PARAMETERS = ("nu", "location_scale", "scale", "lkj_eta")
+
+
+def segments_panel() -> list[PanelEntry]:
+    """The segments model's panel of reasonable priors: article, flat, conservative (scale halved), scale doubled.
+
+    Examples
+    --------
+    >>> [entry.label for entry in segments_panel()]
+    ['article', 'flat', 'conservative', 'scale doubled']
+    """
+    return list(_PANEL.values())
+
+
+def segments_panel_entry(item: str | SegmentsPrior) -> PanelEntry:
+    """A panel entry from a prior object, a panel name (``article``, ``flat``, ``conservative``, ``doubled``) or a spec.
+
+    A spec changes parameters of a named start (``nu``, ``location_scale``,
+    ``scale``, ``lkj_eta``): ``article:scale=3``, ``flat:location_scale=5``.
+
+    Examples
+    --------
+    >>> print(segments_panel_entry("article:scale=3").prior)
+    article: mu_a, mu_b ~ StudentT(3, 0, 1); sigma_a, sigma_b ~ HalfNormal(3)
+    >>> segments_panel_entry("wide")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    abpool.errors.InvalidArgumentError: panel entry must name one of article, flat, conservative, doubled ...'wide'
+    """
+    return panel_entry(
+        item,
+        _PANEL,
+        model="segments",
+        kinds=(SegmentsPrior,),
+        label=_label,
+        parameters=lambda prior: _PARAMETERS,
+        build=lambda prior, given: SegmentsPrior(
+            name=prior.name, **{**{key: getattr(prior, key) for key in _PARAMETERS}, **given}
+        ),
+    )
+
+
+def _label(prior: SegmentsPrior) -> str:
+    base = SegmentsPrior(name=prior.name, **SEGMENTS_PRIORS.get(prior.name, {}))
+    changed = {key: getattr(prior, key) for key in _PARAMETERS if getattr(prior, key) != getattr(base, key)}
+    return prior.name + "".join(f" {key}={value:g}" for key, value in changed.items())

@@ -12,10 +12,11 @@ from scipy.special import expit
 
 from abpool import _format as fmt
 from abpool.outputs import ReportableResult
+from abpool.panel import PanelEntry
 from abpool.result import FigureSpec, common_from_saved
 from abpool.segments.layout import SegmentLayout, layout_from_cells, logit_estimates
 from abpool.segments.model import FORM_DESCRIPTIONS, FORMS
-from abpool.segments.priors import SegmentsPrior
+from abpool.segments.priors import SegmentsPrior, segments_panel, segments_panel_entry
 
 MODEL_NAME = "segments"
 MAX_ROWS_IN_FIGURES = 40
@@ -74,6 +75,14 @@ class SegmentsResult(ReportableResult):
     @property
     def arms(self) -> tuple[str, ...]:
         return self.layout.arms
+
+    @classmethod
+    def prior_panel(cls) -> list[PanelEntry]:
+        return segments_panel()
+
+    @classmethod
+    def panel_entry(cls, item: Any) -> PanelEntry:
+        return segments_panel_entry(item)
 
     @property
     def segments(self) -> tuple[str, ...]:

@@ -30,6 +30,7 @@ from scipy.special import betaln
 
 from abpool._validation import check_positive, check_real
 from abpool.errors import InvalidArgumentError
+from abpool.panel import PanelEntry, panel_entry
 
 
 class MathOps(Protocol):
@@ -153,3 +154,82 @@ def get_variants_prior(prior: str | VariantsPrior) -> VariantsPrior:
             f"prior must be one of {', '.join(VARIANTS_PRIORS)} (the variants model's priors), got {prior!r}"
         )
     return VARIANTS_PRIORS[key]()
+
+
+# --------------------------------------------------------------------------- the sensitivity panel
+# Bracketing the pooling strength through the prior on log(a + b): around 10 the rates may differ by tens of
+# points (little pooling); around 1,000 they are presumed within a point or two of each other (at a 10% rate the
+# population's standard deviation is about 1 pp), which is how close A/B/n variants usually are.
+WEAKER_POOLING = LogNormalPrior(loc=2.3, scale=1.0)
+STRONGER_POOLING = LogNormalPrior(loc=6.9, scale=1.0)
+_PANEL: dict[str, PanelEntry] = {
+    "bda": PanelEntry(
+        "bda",
+        BDAPrior(),
+        "the article's prior (BDA3 §5.3): flat on the population mean and on (a + b)^(-1/2), so the data decide "
+        "how much to pool",
+    ),
+    "lognormal": PanelEntry(
+        "lognormal",
+        LogNormalPrior(),
+        "proper and weakly informative: 95% of its concentration a + b lies between 0.3 and 36,000, anything "
+        "from no pooling to very strong pooling",
+    ),
+    "weaker": PanelEntry(
+        "weaker pooling",
+        WEAKER_POOLING,
+        "a + b around 10 (95% between 1.4 and 71): the population lets the rates differ by tens of points",
+    ),
+    "stronger": PanelEntry(
+        "stronger pooling",
+        STRONGER_POOLING,
+        "a + b around 1,000 (95% between 140 and 7,000): rates presumed within a point or two of each other, "
+        "as variants of one product usually are",
+    ),
+}
+
+
+def variants_panel() -> list[PanelEntry]:
+    """The variants model's panel of reasonable priors: bda, lognormal, weaker and stronger pooling.
+
+    Examples
+    --------
+    >>> [entry.label for entry in variants_panel()]
+    ['bda', 'lognormal', 'weaker pooling', 'stronger pooling']
+    """
+    return list(_PANEL.values())
+
+
+def variants_panel_entry(item: str | VariantsPrior) -> PanelEntry:
+    """A panel entry from a prior object, a panel name (``bda``, ``lognormal``, ``weaker``, ``stronger``) or a spec.
+
+    A spec sets parameters of the lognormal prior (``mean_alpha``, ``mean_beta``,
+    ``loc``, ``scale``) on a named start: ``lognormal:loc=4,scale=1``,
+    ``stronger:loc=8``.
+
+    Examples
+    --------
+    >>> variants_panel_entry("lognormal:loc=4,scale=1").prior
+    LogNormalPrior(mean_alpha=1.0, mean_beta=1.0, loc=4.0, scale=1.0)
+    >>> variants_panel_entry("lognormal:scale=-1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    abpool.errors.InvalidArgumentError: panel entry 'lognormal:scale=-1': ... scale must be greater than 0, got -1.0
+    """
+    return panel_entry(
+        item,
+        _PANEL,
+        model="variants",
+        kinds=(BDAPrior, LogNormalPrior),
+        label=_label,
+        # Only the lognormal family has parameters; a spec on bda can set none.
+        parameters=lambda prior: tuple(asdict(prior)),
+        build=lambda prior, given: LogNormalPrior(**{**asdict(prior), **given}),
+    )
+
+
+def _label(prior: VariantsPrior) -> str:
+    if isinstance(prior, BDAPrior):
+        return prior.name
+    changed = {key: value for key, value in asdict(prior).items() if value != asdict(LogNormalPrior())[key]}
+    return prior.name + "".join(f" {key}={value:g}" for key, value in changed.items())

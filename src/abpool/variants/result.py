@@ -10,8 +10,14 @@ from numpy.typing import NDArray
 
 from abpool import _format as fmt
 from abpool.outputs import ReportableResult
+from abpool.panel import PanelEntry
 from abpool.result import FigureSpec, common_from_saved
-from abpool.variants.priors import VariantsPrior, prior_from_description
+from abpool.variants.priors import (
+    VariantsPrior,
+    prior_from_description,
+    variants_panel,
+    variants_panel_entry,
+)
 
 MODEL_NAME = "variants"
 # Beyond these sizes a figure stops being readable; the JSON keeps everything.
@@ -57,6 +63,14 @@ class VariantsResult(ReportableResult):
     @property
     def arms(self) -> tuple[str, ...]:
         return tuple(self.cells.table["arm"])
+
+    @classmethod
+    def prior_panel(cls) -> list[PanelEntry]:
+        return variants_panel()
+
+    @classmethod
+    def panel_entry(cls, item: Any) -> PanelEntry:
+        return variants_panel_entry(item)
 
     def _posterior(self, name: str) -> NDArray[np.float64]:
         return self.tree["posterior"][name].values

@@ -1,0 +1,513 @@
+"""The conditioned segments model's log density and gradient, written out and compiled once per machine.
+
+The PyMC model of :mod:`abpool.segments.model` is the reference; this module
+computes exactly its log density (constants included) and its gradient with
+respect to the sampler's coordinates, by hand, in one numba kernel that serves
+every shape: the data, the priors and the shape travel in one float64 buffer.
+Numba caches the compiled kernel on disk (``cache=True``), so a new process
+loads it instead of building and compiling a PyMC model.
+
+Coordinates, in order (``S`` segments, ``K`` treatment arms)::
+
+    log sigma_a, log sigma_b[K], mu_a_u, mu_b_u[K], a_u[S], b_u[K, S]
+
+the same as PyMC's value variables of the conditioned form (``sigma`` on the
+log scale). The model, with ``k = sigma² · precision`` per cell::
+
+    mu   = (Σ w·est)/T + u/√T,        w = prec/(1 + sigma²·prec),  T = 1/V0 + Σ w
+    a_s  = mu_a + sigma_a·z_s,        z_s = (est_s − mu)·sigma·prec_s/(1 + k_s) + u_s/√(1 + k_s)
+    b_ks = mu_b_k + sigma_b_k·z_ks,   with est_ks = logit_ks − a_s
+
+    log p = Σ StudentT(mu) + Σ [HalfNormal(sigma) + log sigma] − ½ Σ log T
+            + Σ (−½ z² − ½ log(1 + k)) + Σ cells [y·η − n·softplus(η)]
+
+The gradient is checked against PyTensor's automatic differentiation of the
+PyMC model in the test suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+# Header of the data buffer: S, K, nu, location scale, sigma scale, V0, additive constant.
+HEADER = 7
+
+
+def coordinate_count(segments: int, treatments: int) -> int:
+    """Number of sampler coordinates for ``segments`` segments and ``treatments`` treatment arms.
+
+    Examples
+    --------
+    >>> coordinate_count(2, 1)  # the article: log sigma_a, log sigma_b, mu_a_u, mu_b_u, a_u[2], b_u[2]
+    8
+    """
+    return 2 + 2 * treatments + segments * (1 + treatments)
+
+
+def pack(model_data: dict[str, NDArray], nu: float, location_scale: float, scale: float) -> NDArray[np.float64]:
+    """The kernel's data buffer from :func:`abpool.segments.model.model_data` (conditioned form) and the priors.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from abpool.data import load_cells
+    >>> from abpool.segments.layout import layout_from_cells
+    >>> from abpool.segments.model import model_data
+    >>> frame = pd.DataFrame({"segment": ["CA", "CA", "CN", "CN"], "arm": ["0", "1", "0", "1"],
+    ...                       "trials": 100, "successes": [30, 50, 55, 60]})
+    >>> layout = layout_from_cells(load_cells(frame, segment="segment"), "0")
+    >>> buffer = pack(model_data(layout, "conditioned"), nu=3.0, location_scale=1.0, scale=1.0)
+    >>> buffer[:2].tolist(), buffer.size  # 2 segments, 1 treatment arm; a header and 6 arrays
+    ([2.0, 1.0], 27)
+    """
+    gammaln = math.lgamma
+    trials = np.asarray(model_data["trials"], dtype=float)
+    segments, arms = trials.shape
+    treatments = arms - 1
+    variance = location_scale**2 * (nu / (nu - 2.0) if nu > 2.0 else 3.0)
+    student_t = gammaln((nu + 1) / 2) - gammaln(nu / 2) - 0.5 * math.log(nu * math.pi) - math.log(location_scale)
+    half_normal = 0.5 * math.log(2.0 / math.pi) - math.log(scale)
+    constant = (1 + treatments) * (student_t + half_normal)
+    header = np.array([segments, treatments, nu, location_scale, scale, variance, constant], dtype=float)
+    parts = [
+        model_data["cell_logit"],
+        model_data["cell_precision"],
+        model_data["slope_logit"],
+        model_data["slope_precision"],
+        model_data["trials"],
+        model_data["successes"],
+    ]
+    return np.ascontiguousarray(np.concatenate([header, *(np.asarray(p, dtype=float).ravel() for p in parts)]))
+
+
+# Reassociation lets LLVM vectorise the sums; NaN and infinity keep their meaning (no nnan/ninf),
+# which the C wrapper relies on to report a non-finite density.
+@numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
+def log_density(x, data, grad):
+    segments = int(data[0])
+    treatments = int(data[1])
+    nu, location_scale, scale, variance, constant = data[2], data[3], data[4], data[5], data[6]
+    arms = treatments + 1
+    cells = segments * arms
+    base = HEADER
+    logit = data[base : base + cells]
+    precision = data[base + cells : base + 2 * cells]
+    slope_logit = data[base + 2 * cells : base + 2 * cells + segments * treatments]
+    slope_precision = data[base + 2 * cells + segments * treatments : base + 2 * cells + 2 * segments * treatments]
+    counts = base + 2 * cells + 2 * segments * treatments
+    trials = data[counts : counts + cells]
+    successes = data[counts + cells : counts + 2 * cells]
+    t_scale = nu * location_scale * location_scale
+    inv_scale2 = 1.0 / (scale * scale)
+
+    u_mu_a = x[1 + treatments]
+    first_a = 2 + 2 * treatments
+    first_b = first_a + segments
+    for i in range(grad.shape[0]):
+        grad[i] = 0.0
+    logp = constant
+
+    # ------------------------------------------------------------ intercepts, forward
+    sigma_a = math.exp(x[0])
+    total_a = 1.0 / variance
+    moment_a = 0.0
+    weight2_a = 0.0
+    weight2_est_a = 0.0
+    for s in range(segments):
+        p0 = precision[s * arms]
+        w = p0 / (1.0 + sigma_a * sigma_a * p0)
+        total_a += w
+        moment_a += w * logit[s * arms]
+        weight2_a += w * w
+        weight2_est_a += w * w * logit[s * arms]
+    root_a = math.sqrt(total_a)
+    mu_a = moment_a / total_a + u_mu_a / root_a
+    logp += -0.5 * math.log(total_a)
+    logp += -0.5 * (nu + 1.0) * math.log1p(mu_a * mu_a / t_scale)
+    logp += -0.5 * sigma_a * sigma_a * inv_scale2 + x[0]
+
+    a = np.empty(segments)
+    root_r = np.empty(segments)
+    z_a = np.empty(segments)
+    r_a = np.empty(segments)
+    g_a = np.empty(segments)
+    for s in range(segments):
+        p0 = precision[s * arms]
+        k = sigma_a * sigma_a * p0
+        r = 1.0 / (1.0 + k)
+        root_r[s] = math.sqrt(r)
+        z = (logit[s * arms] - mu_a) * sigma_a * p0 * r + x[first_a + s] * root_r[s]
+        a[s] = mu_a + sigma_a * z
+        z_a[s] = z
+        r_a[s] = r
+        logp += -0.5 * z * z + 0.5 * math.log(r)
+        eta = a[s]
+        n0, y0 = trials[s * arms], successes[s * arms]
+        # One exponential serves the softplus and the logistic function. log(1 + e) rather than log1p(e),
+        # and log r rather than -log1p(k), because numba's log1p costs three logs; the difference is far
+        # below the rounding of the sum (an absolute 1e-16 per cell, times its trials).
+        e = math.exp(-abs(eta))
+        logp += y0 * eta - n0 * (math.log(1.0 + e) + max(eta, 0.0))
+        g_a[s] = y0 - n0 * (1.0 / (1.0 + e) if eta >= 0.0 else e / (1.0 + e))
+
+    # ------------------------------------------------------------ each treatment arm, forward and back
+    z_k = np.empty(segments)
+    r_k = np.empty(segments)
+    root_k = np.empty(segments)
+    e_k = np.empty(segments)
+    g_b = np.empty(segments)
+    for t in range(treatments):
+        sigma = math.exp(x[1 + t])
+        u_mu = x[2 + treatments + t]
+        total = 1.0 / variance
+        moment = 0.0
+        weight2 = 0.0
+        weight2_est = 0.0
+        for s in range(segments):
+            q = slope_precision[s * treatments + t]
+            w = q / (1.0 + sigma * sigma * q)
+            total += w
+            moment += w * slope_logit[s * treatments + t]
+            weight2 += w * w
+            weight2_est += w * w * slope_logit[s * treatments + t]
+        root = math.sqrt(total)
+        mu = moment / total + u_mu / root
+        logp += -0.5 * math.log(total)
+        logp += -0.5 * (nu + 1.0) * math.log1p(mu * mu / t_scale)
+        logp += -0.5 * sigma * sigma * inv_scale2 + x[1 + t]
+        for s in range(segments):
+            cell = s * arms + t + 1
+            p = precision[cell]
+            k = sigma * sigma * p
+            r = 1.0 / (1.0 + k)
+            e = logit[cell] - a[s]
+            root_k[s] = math.sqrt(r)
+            z = (e - mu) * sigma * p * r + x[first_b + t * segments + s] * root_k[s]
+            b = mu + sigma * z
+            z_k[s], r_k[s], e_k[s] = z, r, e
+            logp += -0.5 * z * z + 0.5 * math.log(r)
+            eta = a[s] + b
+            n, y = trials[cell], successes[cell]
+            e = math.exp(-abs(eta))
+            logp += y * eta - n * (math.log(1.0 + e) + max(eta, 0.0))
+            g_b[s] = y - n * (1.0 / (1.0 + e) if eta >= 0.0 else e / (1.0 + e))
+        # back through b = mu + sigma·z and z(e, mu, sigma, u), e = logit − a
+        g_mu = -(nu + 1.0) * mu / (t_scale + mu * mu)
+        g_sigma = 0.0
+        for s in range(segments):
+            cell = s * arms + t + 1
+            p = precision[cell]
+            k = sigma * sigma * p
+            r = r_k[s]
+            g_z = g_b[s] * sigma - z_k[s]
+            g_mu += g_b[s] - g_z * sigma * p * r
+            u_b = x[first_b + t * segments + s]
+            dz_dsigma = (e_k[s] - mu) * p * r * r * (1.0 - k) - u_b * sigma * p * r * root_k[s]
+            g_sigma += g_b[s] * z_k[s] + g_z * dz_dsigma - sigma * p * r
+            grad[first_b + t * segments + s] = g_z * root_k[s]
+            g_a[s] += g_b[s] - g_z * sigma * p * r
+        # back through mu = M/T + u/√T, the log T term, and T(sigma), M(sigma)
+        grad[2 + treatments + t] = g_mu / root
+        g_total = g_mu * (-moment / (total * total) - 0.5 * u_mu / (total * root)) - 0.5 / total
+        g_moment = g_mu / total
+        g_sigma += g_total * (-2.0 * sigma * weight2) + g_moment * (-2.0 * sigma * weight2_est)
+        grad[1 + t] = g_sigma * sigma - sigma * sigma * inv_scale2 + 1.0
+
+    # ------------------------------------------------------------ intercepts, back
+    g_mu_a = -(nu + 1.0) * mu_a / (t_scale + mu_a * mu_a)
+    g_sigma_a = 0.0
+    for s in range(segments):
+        p0 = precision[s * arms]
+        k = sigma_a * sigma_a * p0
+        r = r_a[s]
+        g_z = g_a[s] * sigma_a - z_a[s]
+        g_mu_a += g_a[s] - g_z * sigma_a * p0 * r
+        dz_dsigma = (logit[s * arms] - mu_a) * p0 * r * r * (1.0 - k) - x[first_a + s] * sigma_a * p0 * r * root_r[s]
+        g_sigma_a += g_a[s] * z_a[s] + g_z * dz_dsigma - sigma_a * p0 * r
+        grad[first_a + s] = g_z * root_r[s]
+    grad[1 + treatments] = g_mu_a / root_a
+    g_total = g_mu_a * (-moment_a / (total_a * total_a) - 0.5 * u_mu_a / (total_a * root_a)) - 0.5 / total_a
+    g_moment = g_mu_a / total_a
+    g_sigma_a += g_total * (-2.0 * sigma_a * weight2_a) + g_moment * (-2.0 * sigma_a * weight2_est_a)
+    grad[0] = g_sigma_a * sigma_a - sigma_a * sigma_a * inv_scale2 + 1.0
+    return logp
+
+
+def log_density_and_gradient(x: NDArray, data: NDArray) -> tuple[float, NDArray]:
+    """The log density at ``x`` and its gradient, for a buffer from :func:`pack` (for tests and checks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> buffer = np.array([1, 1, 3.0, 1.0, 1.0, 3.0, 0.0, -0.8, 0.0, 0.4, 0.0, 0.0, 0.0, 10, 10, 3, 4])
+    >>> value, gradient = log_density_and_gradient(np.zeros(coordinate_count(1, 1)), buffer)
+    >>> bool(np.isfinite(value)), gradient.shape
+    (True, (6,))
+    """
+    grad = np.empty_like(np.asarray(x, dtype=float))
+    value = log_density(np.ascontiguousarray(x, dtype=float), data, grad)
+    return float(value), grad
+
+
+# --------------------------------------------------------------------------- nutpie
+# The kernel reaches nutpie's Rust sampler as C function pointers through nutpie's private `_lib`, as
+# nutpie's own PyMC path does; tests/test_segments_kernel.py fails loudly if that interface changes.
+NUTPIE_VERSIONS = ("0.16.",)
+_LOGP_SIGNATURE = numba.types.int64(
+    numba.types.uint64,
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.voidptr,
+)
+_EXPAND_SIGNATURE = numba.types.int64(
+    numba.types.uint64,
+    numba.types.uint64,
+    numba.types.CPointer(numba.types.double),
+    numba.types.CPointer(numba.types.double),
+    numba.types.voidptr,
+)
+
+
+def _c_log_density(dim, x_, grad_, logp_, user_data_):
+    """nutpie's C interface to :func:`log_density`: 0 on success, 3/4 for a non-finite gradient/density."""
+    head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
+    segments = int(head[0])
+    treatments = int(head[1])
+    length = HEADER + 4 * segments * (treatments + 1) + 2 * segments * treatments
+    data = numba.carray(user_data_, (length,), dtype=np.float64)
+    if dim != 2 + 2 * treatments + segments * (1 + treatments):
+        return -1
+    x = numba.carray(x_, (dim,))
+    grad = numba.carray(grad_, (dim,))
+    value = log_density(x, data, grad)
+    logp_[0] = value
+    for i in range(dim):
+        if not np.isfinite(grad[i]):
+            return 3
+    if not np.isfinite(value):
+        return 4
+    return 0
+
+
+def _c_expand(dim, expanded, x_, out_, user_data_):
+    """nutpie's C interface for the draws it keeps: the coordinates, with sigma back on its own scale."""
+    head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
+    treatments = int(head[1])
+    if expanded != dim:
+        return -1
+    x = numba.carray(x_, (dim,))
+    out = numba.carray(out_, (dim,))
+    for i in range(dim):
+        out[i] = np.exp(x[i]) if i <= treatments else x[i]
+    return 0
+
+
+@functools.cache
+def c_functions() -> tuple[Any, Any]:
+    """The kernel's C entry points (log density, expand), loaded from numba's on-disk cache or compiled into it.
+
+    The first use on a machine compiles them (a few seconds, reported through the
+    ``abpool`` logger); every later process loads them. Numba writes its cache
+    next to this file, or under the user's cache directory when the install is
+    read-only, or under ``NUMBA_CACHE_DIR`` when that is set; it writes each
+    entry to a temporary file and renames it, so concurrent processes are safe.
+    """
+    start = time.perf_counter()
+    log_density_c = numba.cfunc(_LOGP_SIGNATURE, cache=True)(_c_log_density)
+    expand_c = numba.cfunc(_EXPAND_SIGNATURE, cache=True)(_c_expand)
+    if log_density_c.cache_hits == 0 or expand_c.cache_hits == 0:
+        logging.getLogger("abpool").info(
+            "compiled abpool's segments kernel for this machine in %.0f s "
+            "(once: later runs load it from numba's cache)",
+            time.perf_counter() - start,
+        )
+    return log_density_c, expand_c
+
+
+def check_nutpie() -> str:
+    """The installed nutpie's version, refused in one line when it is not one the kernel was written for."""
+    from importlib.metadata import version
+
+    from abpool.errors import AbpoolError
+
+    found = version("nutpie")
+    if not found.startswith(NUTPIE_VERSIONS):
+        raise AbpoolError(
+            f"nutpie {found} is installed, and abpool's segments kernel talks to nutpie "
+            f"{', '.join(v + 'x' for v in NUTPIE_VERSIONS)}; install one (pip install 'nutpie>=0.16,<0.17') "
+            "or pass sampler='pymc'"
+        )
+    return found
+
+
+def nutpie_lib() -> Any:
+    """nutpie's compiled core, ``nutpie._lib``, loaded without the ``nutpie`` package.
+
+    The package's ``__init__`` imports ArviZ, matplotlib and much of SciPy to
+    return InferenceData; the sampler itself needs none of them.
+    """
+    import glob
+    import importlib.util
+    import os
+    import sys
+
+    if "nutpie._lib" in sys.modules:
+        return sys.modules["nutpie._lib"]
+    package = importlib.util.find_spec("nutpie")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("nutpie is not installed; pip install 'nutpie>=0.16,<0.17'")
+    (path,) = glob.glob(os.path.join(package.submodule_search_locations[0], "_lib*.so"))
+    spec = importlib.util.spec_from_file_location("nutpie._lib", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["nutpie._lib"] = module
+    return module
+
+
+class Draws:
+    """A fit's draws as xarray Datasets by group, with the little of InferenceData's interface abpool uses."""
+
+    def __init__(self, **groups: Any) -> None:
+        self._groups = dict(groups)
+
+    def groups(self) -> list[str]:
+        return list(self._groups)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._groups
+
+    def __getitem__(self, name: str) -> Any:
+        return self._groups[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._groups[name] = value
+
+    def __getattr__(self, name: str) -> Any:
+        groups = self.__dict__.get("_groups", {})
+        if name in groups:
+            return groups[name]
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "_groups":
+            super().__setattr__(name, value)
+        else:
+            self._groups[name] = value
+
+
+@dataclass(frozen=True)
+class KernelModel:
+    """The kernel and one experiment's data buffer, ready for :func:`sample_kernel`."""
+
+    data: NDArray[np.float64]
+    segments: int
+    treatments: int
+    prior_scale: float
+
+    @property
+    def n_dim(self) -> int:
+        return coordinate_count(self.segments, self.treatments)
+
+    def draw(self, **options: Any) -> Draws:
+        """Sample this model (see :func:`sample_kernel`); :func:`abpool.sampling.sample_nuts` calls this."""
+        return sample_kernel(self, **options)
+
+
+def sample_kernel(
+    model: KernelModel,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    seed: int,
+    target_accept: float,
+    progressbar: bool,
+) -> Draws:
+    """Sample the kernel with nutpie's NUTS (diagonal mass matrix adaptation, as ``nutpie.sample``).
+
+    Returns the kept draws (``posterior``: ``sigma_a``, ``sigma_b``, ``mu_a_u``,
+    ``mu_b_u``, ``a_u``, ``b_u``) and the sampler statistics (``sample_stats``:
+    ``diverging``, ``depth``, ``n_steps``, ``step_size``), as xarray Datasets.
+    """
+    import pyarrow
+    import xarray as xr
+
+    lib = nutpie_lib()
+    check_nutpie()
+    log_density_c, expand_c = c_functions()
+    segments, treatments, n_dim = model.segments, model.treatments, model.n_dim
+    names = ["sigma_a", "sigma_b", "mu_a_u", "mu_b_u", "a_u", "b_u"]
+    shapes = [(), (treatments,), (), (treatments,), (segments,), (treatments, segments)]
+    dims = {"sigma_b": ["treatment"], "mu_b_u": ["treatment"], "a_u": ["segment"], "b_u": ["treatment", "segment"]}
+    dim_sizes = {"segment": segments, "treatment": treatments}
+    log_scale = math.log(model.prior_scale)
+
+    def initial_point(point_seed: int) -> NDArray[np.float64]:
+        # PyMC's default for these variables: the support point (sigma at its prior scale, offsets at 0),
+        # jittered uniformly by ±1 on the sampler's scale.
+        rng = np.random.default_rng(point_seed)
+        start = np.zeros(n_dim)
+        start[: 1 + treatments] = log_scale
+        return start + rng.uniform(-1.0, 1.0, n_dim)
+
+    buffer = np.ascontiguousarray(model.data, dtype=np.float64)
+    settings = lib.PyNutsSettings.Diag(seed)
+    settings.num_tune = tune
+    settings.num_draws = draws
+    settings.num_chains = chains
+    settings.target_accept = target_accept
+    variables = lib.PyVariable.new_variables(
+        names, ["float64"] * len(names), [list(shape) for shape in shapes], dim_sizes, dims
+    )
+    sampler_model = lib.PyMcModel(
+        lib.LogpFunc(log_density_c.address, buffer.ctypes.data, buffer),
+        lib.ExpandFunc(n_dim, n_dim, expand_c.address, buffer.ctypes.data, buffer),
+        variables,
+        n_dim,
+        dim_sizes,
+        {"segment": [str(s) for s in range(segments)], "treatment": [str(k) for k in range(treatments)]},
+        initial_point,
+        None,
+    )
+    progress = lib.ProgressType.indicatif(100) if progressbar else lib.ProgressType.none()
+    sampler = lib.PySampler.from_pymc(settings, cores, sampler_model, progress, lib.PyStorage.arrow())
+    sampler.wait(None)
+    draw_batches, stat_batches = sampler.take_results().get_arrow_trace()
+
+    def column(batch: Any, name: str) -> NDArray:
+        values = pyarrow.array(batch.column(name))
+        if hasattr(values, "flatten"):
+            values = values.flatten()
+        return values.to_numpy(zero_copy_only=False)
+
+    kept = [~column(stat, "tuning").astype(bool) for stat in stat_batches]
+    posterior: dict[str, Any] = {
+        name: (
+            ["chain", "draw", *dims.get(name, [])],
+            np.stack(
+                [column(batch, name).reshape(-1, *shape)[keep] for batch, keep in zip(draw_batches, kept, strict=True)]
+            ),
+        )
+        for name, shape in zip(names, shapes, strict=True)
+    }
+    stats = {
+        name: (
+            ["chain", "draw"],
+            np.stack([column(stat, name)[keep] for stat, keep in zip(stat_batches, kept, strict=True)]),
+        )
+        for name in ("diverging", "depth", "n_steps", "step_size")
+    }
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "segment": np.arange(segments)}
+    coords["treatment"] = np.arange(treatments)
+    return Draws(posterior=xr.Dataset(posterior, coords=coords), sample_stats=xr.Dataset(stats, coords=coords))
