@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_variants.py
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_kernel.py
+	$(BIN)/python bench/bench_data.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -29,6 +28,8 @@ import time
 from pathlib import Path
 
 import abpool
+from _process import baseline_tree, run
+from _process import write as write_file
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "kernel.md"
@@ -77,31 +78,6 @@ print(f"{time.perf_counter() - start:.2f} {d.divergences} {d.max_rhat:.4f} {min(
 """
 
 
-def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
-    """Run a process to its end: (CPU seconds, wall seconds, peak MB, standard output)."""
-    start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        text = out.read().decode()
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:4])} … exited with {process.returncode}")
-    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, text
-
-
-def baseline_tree(workdir: Path) -> Path | None:
-    """abpool's source as of BASELINE, unpacked under ``workdir``; None (with the reason printed) if unavailable."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", BASELINE, "src"], capture_output=True)
-    if archive.returncode != 0:
-        print(f"baseline {BASELINE} not in this clone's history ({archive.stderr.decode().strip()}): skipped")
-        return None
-    subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
-    return workdir / "src"
-
-
 def cli(data: Path, *options: str) -> list[str]:
     code = "import sys; from abpool.cli import run; sys.argv[0] = 'abpool'; run()"
     return [sys.executable, "-c", code, "segments", str(data), *options, "--seed", "1"]
@@ -114,10 +90,7 @@ def median_run(args: list[str], env: dict[str, str], repeats: int = 3) -> tuple[
 
 
 def write(lines: list[str]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".md.tmp")
-    tmp.write_text("\n".join([*lines, ""]))
-    tmp.replace(RESULTS)
+    write_file(RESULTS, lines)
 
 
 def main() -> None:
@@ -131,7 +104,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        old_source = baseline_tree(workdir)
+        old_source = baseline_tree(BASELINE, workdir)
         old_env = {"PYTHONPATH": str(old_source)} if old_source else None
         new_env: dict[str, str] = {}
         (workdir / "article.csv").write_text(ARTICLE)

@@ -190,3 +190,60 @@ def test_arm_cannot_also_be_a_segment() -> None:
 def test_not_a_data_source() -> None:
     with pytest.raises(InvalidArgumentError, match="got list"):
         load_cells([1, 2, 3])
+
+
+def _units(rng: np.random.Generator, rows: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "country": rng.choice(["CA", "US", "MX"], rows),
+            "variant": rng.choice(["B2", "B10", "A"], rows),
+            "converted": rng.integers(0, 2, rows),
+        }
+    )
+
+
+def test_unit_rows_in_any_order_give_the_same_cells(tmp_path, rng) -> None:
+    units = _units(rng, 5_000)
+    shuffled = units.sample(frac=1.0, random_state=int(rng.integers(2**31)))
+    units.to_parquet(tmp_path / "a.parquet")
+    shuffled.to_csv(tmp_path / "b.csv", index=False)
+    first = load_cells(tmp_path / "a.parquet", segment="country")
+    second = load_cells(tmp_path / "b.csv", segment="country")
+    pd.testing.assert_frame_equal(first.table, second.table)
+    assert first.fingerprint == second.fingerprint
+    # Sorted, digits as numbers: B2 before B10; whatever order the users came in.
+    assert first.table[["country", "arm"]].drop_duplicates()["arm"].tolist()[:3] == ["A", "B2", "B10"]
+    assert first.table["country"].tolist()[::3] == ["CA", "MX", "US"]
+    expected = units.groupby(["country", "variant"])["converted"].agg(["size", "sum"])
+    for row in first.table.itertuples(index=False):
+        assert (row.trials, row.successes) == tuple(expected.loc[(row.country, row.arm)])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("converted", 2, "outcome column 'converted' must be 0/1 or true/false, but row {row} of"),
+        ("converted", -1, "outcome column 'converted' must be 0/1 or true/false, but row {row} of"),
+        ("converted", None, "outcome column 'converted' must be 0/1 or true/false, but row {row} of"),
+        ("variant", None, "arm column 'variant' is empty at row {row} of"),
+        ("country", None, "segment column 'country' is empty at row {row} of"),
+    ],
+)
+def test_the_streaming_pass_still_names_the_first_bad_row(tmp_path, rng, column, value, message) -> None:
+    units = _units(rng, 20_000)
+    row = int(rng.integers(10_000, 20_000))
+    units[column] = units[column].astype(object)
+    units.loc[row - 1, column] = value  # row numbers count from 1
+    units.loc[19_999, column] = value  # a later bad row is not the one named
+    units.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(InvalidDataError) as caught:
+        load_cells(tmp_path / "bad.parquet", segment="country")
+    assert message.format(row=row) in str(caught.value)
+
+
+def test_fractional_and_nan_outcomes_in_a_float_column(tmp_path) -> None:
+    # pandas' NaN reaches DuckDB as a missing value.
+    for value, shown in ((0.5, "'0.5'"), (float("nan"), "an empty value")):
+        frame = pd.DataFrame({"variant": ["A", "B", "A", "B"], "converted": [0.0, 1.0, value, 1.0]})
+        with pytest.raises(InvalidDataError, match=rf"row 3 of DataFrame has {shown}"):
+            load_cells(frame)

@@ -30,6 +30,7 @@ import difflib
 import hashlib
 import json
 import numbers
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ _ROW = "__abpool_row"
 MAX_COUNT = 10**15
 # Joins the values of several segment columns into one label, for display.
 SEGMENT_SEPARATOR = " / "
+_DIGITS = re.compile(r"(\d+)")
 # Characters that DuckDB's file readers take as a glob pattern.
 _GLOB = set("*?[]{}")
 _READERS = {
@@ -156,14 +158,39 @@ class Cells:
 
 
 class _Source:
-    """A DuckDB connection holding the source as ``abpool_src``, and the name of its row-number column."""
+    """A DuckDB connection reading the source as the view ``abpool_scan``.
+
+    Unit rows are aggregated straight from the view in one streaming pass.
+    Only when a row must be named — a bad value was counted, or the source is
+    aggregated cells, which are few — is the source copied into the table
+    ``abpool_src`` with a 1-based row number (:meth:`numbered`).
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         self.row = _ROW
+        self.stack = contextlib.ExitStack()
+        self.failure = "the source cannot be read ({detail})"
+        self.shown: tuple[str, str] = ("", "")
+        self._numbered = False
 
     def execute(self, sql: str) -> duckdb.DuckDBPyConnection:
-        return self.con.execute(sql)
+        try:
+            return self.con.execute(sql)
+        except duckdb.Error as exc:
+            # A view reads the source lazily: a malformed file surfaces at the first query that scans it.
+            if isinstance(exc, duckdb.InvalidInputException | duckdb.ConversionException | duckdb.IOException):
+                first_line = str(exc).strip().splitlines()[0].replace(*self.shown)
+                raise InvalidDataError(self.failure.format(detail=first_line)) from None
+            raise
+
+    def numbered(self) -> None:
+        """Copy the source into ``abpool_src`` with its row numbers (once)."""
+        if not self._numbered:
+            self.execute(
+                f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_quote(self.row)} FROM abpool_scan"
+            )
+            self._numbered = True
 
     def choose_row_column(self, columns: Sequence[str]) -> str:
         """A row-number column name that is none of the user's columns."""
@@ -184,7 +211,7 @@ def _literal(value: Any) -> str:
 
 
 def _open(con: _Source, data: DataSource) -> str:
-    """Load the source into table ``abpool_src`` with a 1-based row number; return its name.
+    """Make the source readable as the view ``abpool_scan`` (nothing is copied); return its name.
 
     A file name is a file name: characters that DuckDB would read as a glob
     pattern (``exp[1].csv``, ``star*.csv``) are read literally.
@@ -195,12 +222,12 @@ def _open(con: _Source, data: DataSource) -> str:
             raise InvalidDataError(f"column {dup!r} appears more than once in the DataFrame; rename it")
         frame = data.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
-        row = con.choose_row_column(frame.columns)
+        con.choose_row_column(frame.columns)
+        con.failure = "the DataFrame cannot be read ({detail}); give each column a single type"
         try:
             con.con.register("abpool_frame", frame)
-            con.execute(
-                f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_quote(row)} FROM abpool_frame"
-            )
+            con.execute("CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_frame")
+            con.execute("DESCRIBE abpool_scan").fetchall()
         except duckdb.Error as exc:
             first_line = str(exc).strip().splitlines()[0]
             raise InvalidDataError(
@@ -228,15 +255,18 @@ def _open(con: _Source, data: DataSource) -> str:
         raise InvalidDataError(f"{path}: cannot be read ({exc.strerror})") from None
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[kind]
     options = ", header = true" if kind == "csv" else ""
-    with _literal_path(path) as readable:
-        scan = f"{reader}({_literal(readable)}{options})"
-        try:
-            columns = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
-            row = con.choose_row_column(columns)
-            con.execute(f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_quote(row)} FROM {scan}")
-        except duckdb.Error as exc:
-            first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
-            raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
+    # The view reads the file at every query: a link standing in for the name lives as long as the connection.
+    readable = con.stack.enter_context(_literal_path(path))
+    con.failure = f"{str(path).replace('{', '{{').replace('}', '}}')}: cannot be read as {kind.upper()} ({{detail}})"
+    con.shown = (str(readable), str(path))
+    scan = f"{reader}({_literal(readable)}{options})"
+    try:
+        columns = [row[0] for row in con.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+        con.choose_row_column(columns)
+        con.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM {scan}")
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
+        raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
     return str(path)
 
 
@@ -310,7 +340,7 @@ def _check_not_null(con, column: str, role: str, source: str) -> None:
 
 
 def _column_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    return {row[0]: str(row[1]).upper() for row in con.execute("DESCRIBE abpool_src").fetchall()}
+    return {row[0]: str(row[1]).upper() for row in con.execute("DESCRIBE abpool_scan").fetchall()}
 
 
 _NUMERIC = (
@@ -329,43 +359,73 @@ _NUMERIC = (
 )
 
 
+_INTEGER = _NUMERIC[:9]
+
+
 def _is_numeric(dtype: str) -> bool:
     return dtype.startswith(_NUMERIC) or dtype.startswith("DECIMAL")
 
 
-def _aggregate_units(con, arm: str, segments: Sequence[str], outcome: str, source: str) -> pd.DataFrame:
+def _outcome_expressions(con, outcome: str) -> tuple[str, str, str]:
+    """SQL for an outcome: its 0/1 value per row, a per-group aggregate that is positive when some row of the
+    group is not 0/1 or true/false, and the condition that picks such a row."""
     dtype = _column_types(con)[outcome]
     col = _quote(outcome)
     if dtype == "BOOLEAN":
-        value = f"CAST({col} AS INTEGER)"
-        invalid = f"{col} IS NULL"
-    elif _is_numeric(dtype):
-        value = f"CAST({col} AS INTEGER)"
-        invalid = f"{col} IS NULL OR CAST({col} AS DOUBLE) NOT IN (0, 1) OR isnan(CAST({col} AS DOUBLE))"
-    elif dtype == "VARCHAR":
+        return f"CAST({col} AS INTEGER)", f"count(*) - count({col})", f"{col} IS NULL"
+    if dtype.startswith(_INTEGER):
+        # min and max stream as cheaply as the sum: a group holds only 0 and 1 when they stay within [0, 1].
+        flag = f"count(*) - count({col}) + CASE WHEN min({col}) < 0 OR max({col}) > 1 THEN 1 ELSE 0 END"
+        return col, flag, f"{col} IS NULL OR {col} NOT IN (0, 1)"
+    if _is_numeric(dtype):
+        number = f"CAST({col} AS DOUBLE)"
+        invalid = f"{col} IS NULL OR {number} NOT IN (0, 1) OR isnan({number})"
+        # Compared, never cast to an integer: a value such as 1e30 must be counted as bad, not overflow.
+        return f"CASE WHEN {number} = 1 THEN 1 ELSE 0 END", f"count(*) FILTER (WHERE {invalid})", invalid
+    if dtype == "VARCHAR":
         norm = f"lower(trim({col}))"
-        value = f"CASE WHEN {norm} IN ('1', 'true', '1.0') THEN 1 ELSE 0 END"
         invalid = f"{col} IS NULL OR {norm} NOT IN ('0', '1', 'true', 'false', '0.0', '1.0')"
-    else:
-        raise InvalidDataError(f"outcome column {outcome!r} has type {dtype}; it must hold 0/1 or true/false")
-    bad = _first_bad(con, invalid, outcome)
-    if bad is not None:
-        shown = "an empty value" if bad[1] is None else repr(bad[1])
-        raise InvalidDataError(
-            f"outcome column {outcome!r} must be 0/1 or true/false, but row {bad[0]} of {source} has "
-            f"{shown}; fix the value, or pass aggregated counts with --trials/--successes"
+        return (
+            f"CASE WHEN {norm} IN ('1', 'true', '1.0') THEN 1 ELSE 0 END",
+            f"count(*) FILTER (WHERE {invalid})",
+            invalid,
         )
+    raise InvalidDataError(f"outcome column {outcome!r} has type {dtype}; it must hold 0/1 or true/false")
+
+
+def _aggregate_units(con, arm: str, segments: Sequence[str], outcome: str, source: str) -> pd.DataFrame:
+    """Unit rows to cells in one streaming pass over the source, the validation counted in the same query.
+
+    Only when that pass finds a problem (an empty arm or segment, an outcome
+    that is not 0/1) is the source read again, with row numbers, to name the
+    first row at fault.
+    """
+    value, flag, invalid = _outcome_expressions(con, outcome)
     keys = [*segments, arm]
+    native = ", ".join(_quote(k) for k in keys)
+    labels = ", ".join(f"CAST({_quote(k)} AS VARCHAR)" for k in keys)
     selected = ", ".join(f"CAST({_quote(k)} AS VARCHAR) AS {_quote(k)}" for k in keys)
-    return (
-        con.execute(
-            f"SELECT {selected}, count(*) AS trials, sum({value}) AS successes, min({_quote(con.row)}) AS first_row "
-            f"FROM abpool_src GROUP BY {', '.join(f'CAST({_quote(k)} AS VARCHAR)' for k in keys)} "
-            f"ORDER BY first_row"
-        )
-        .df()
-        .drop(columns="first_row")
-    )
+    # Grouped on the columns' own types (no text per row), then labelled; the outer GROUP BY merges any two
+    # values that print alike, so a label is never listed twice. Sums stay wide here: a bad value must be
+    # reported as such, not overflow a cast.
+    table = con.execute(
+        f"SELECT {selected}, sum(trials) AS trials, sum(successes) AS successes, sum(bad) AS bad FROM ("
+        f"SELECT {native}, count(*) AS trials, sum({value}) AS successes, {flag} AS bad "
+        f"FROM abpool_scan GROUP BY {native}) GROUP BY {labels}"
+    ).df()
+    if table[keys].isna().any(axis=None) or (table["bad"] > 0).any():
+        con.numbered()
+        for col in keys:
+            _check_not_null(con, col, "segment" if col in segments else "arm", source)
+        bad = _first_bad(con, invalid, outcome)
+        if bad is not None:
+            shown = "an empty value" if bad[1] is None else repr(bad[1])
+            raise InvalidDataError(
+                f"outcome column {outcome!r} must be 0/1 or true/false, but row {bad[0]} of {source} has "
+                f"{shown}; fix the value, or pass aggregated counts with --trials/--successes"
+            )
+    table["successes"] = table["successes"].fillna(0)
+    return table.drop(columns="bad")
 
 
 def _check_count_column(con, column: str, role: str, source: str) -> None:
@@ -494,10 +554,13 @@ def load_cells(
             listed = ", ".join(repr(a) for a in data.arms[:20])
             raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
         return data
+    # DuckDB draws a progress bar on standard output during long scans: it would corrupt --json output.
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    source = _Source(con)
     try:
         return _load(
-            _Source(con),
+            source,
             data,
             arm=arm,
             outcome=outcome,
@@ -508,6 +571,7 @@ def load_cells(
         )
     finally:
         con.close()
+        source.stack.close()
 
 
 def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Cells:
@@ -515,8 +579,8 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
     columns = [c for c in _column_types(con) if c != con.row]
     if not columns:
         raise InvalidDataError(f"{source} has no columns")
-    n_rows = int(_fetchone(con, "SELECT count(*) FROM abpool_src")[0])
-    if n_rows == 0:
+    # LIMIT 1 stops the scan at the first row: no full pass just to know the source is not empty.
+    if _fetchone(con, "SELECT 1 FROM abpool_scan LIMIT 1") is None:
         raise InvalidDataError(f"{source} has a header but no data rows")
 
     for name, value in (("arm", arm), ("outcome", outcome), ("trials", trials), ("successes", successes)):
@@ -550,6 +614,9 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
     outcome_col = None
     if trials_col is not None and successes_col is not None:
         form: Literal["units", "cells"] = "cells"
+        # Aggregated cells are few: copied with row numbers, every check can name its row.
+        con.numbered()
+        n_rows = int(_fetchone(con, "SELECT count(*) FROM abpool_src")[0])
         for col in [arm_col, *segment_cols]:
             _check_not_null(con, col, "segment" if col in segment_cols else "arm", source)
         table = _aggregated_cells(con, arm_col, segment_cols, trials_col, successes_col, source)
@@ -563,11 +630,13 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
                 f"or --trials COL --successes COL for aggregated counts; columns are: {', '.join(columns)}"
             )
         form = "units"
-        for col in [arm_col, *segment_cols]:
-            _check_not_null(con, col, "segment" if col in segment_cols else "arm", source)
         table = _aggregate_units(con, arm_col, segment_cols, outcome_col, source)
+        n_rows = int(table["trials"].sum())
 
     table = table.rename(columns={arm_col: "arm"})
+    if form == "units":
+        # The order of users in a file means nothing: their cells come in sorted order, whatever the row order.
+        table = _sorted_cells(table, segment_cols)
     table["trials"] = table["trials"].astype(np.int64)
     table["successes"] = table["successes"].astype(np.int64)
     for col in [*segment_cols, "arm"]:
@@ -598,6 +667,18 @@ def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Ce
         trials_column=trials_col if form == "cells" else None,
         successes_column=successes_col if form == "cells" else None,
     )
+
+
+def _natural_key(label: Any) -> tuple:
+    """Sort key that orders ``B2`` before ``B10`` (digits compare as numbers)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(str(label)) if part)
+
+
+def _sorted_cells(table: pd.DataFrame, segments: Sequence[str]) -> pd.DataFrame:
+    """Cells in sorted order of segment, then arm (digits compared as numbers)."""
+    keys = [*segments, "arm"]
+    order = sorted(range(len(table)), key=lambda i: tuple(_natural_key(table[k].iat[i]) for k in keys))
+    return table.iloc[order].reset_index(drop=True)
 
 
 def _check_distinct_labels(labels: pd.Series, column: str, source: str) -> None:

@@ -1,0 +1,44 @@
+"""What every benchmark shares: whole processes measured from outside, an older abpool to compare against."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
+    """Run a process to its end: (CPU seconds, wall seconds, peak MB, standard output)."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        out.seek(0)
+        text = out.read().decode()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])} … exited with {process.returncode}")
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, text
+
+
+def baseline_tree(commit: str, workdir: Path) -> Path | None:
+    """abpool's source as of ``commit``, unpacked under ``workdir``; None (with the reason printed) if unavailable."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "src"], capture_output=True)
+    if archive.returncode != 0:
+        print(f"baseline {commit} not in this clone's history ({archive.stderr.decode().strip()}): skipped")
+        return None
+    subprocess.run(["tar", "-x", "-C", str(workdir)], input=archive.stdout, check=True)
+    return workdir / "src"
+
+
+def write(path: Path, lines: list[str]) -> None:
+    """Write a results file atomically (a reader never sees half a table)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("\n".join([*lines, ""]))
+    tmp.replace(path)
