@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_kernel.py
 	$(BIN)/python bench/bench_data.py
+	$(BIN)/python bench/bench_batch.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

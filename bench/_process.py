@@ -11,8 +11,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float, str]:
-    """Run a process to its end: (CPU seconds, wall seconds, peak MB, standard output)."""
+def run(
+    args: list[str], env: dict[str, str] | None = None, allowed: tuple[int, ...] = (0,)
+) -> tuple[float, float, float, str]:
+    """Run a process to its end: (CPU seconds, wall seconds, peak MB, standard output); exit codes ``allowed``."""
     start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
@@ -21,7 +23,7 @@ def run(args: list[str], env: dict[str, str] | None = None) -> tuple[float, floa
         wall = time.perf_counter() - start
         out.seek(0)
         text = out.read().decode()
-    if process.returncode != 0:
+    if process.returncode not in allowed:
         raise RuntimeError(f"{' '.join(args[:4])} … exited with {process.returncode}")
     return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, text
 

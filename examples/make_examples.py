@@ -49,6 +49,24 @@ def main() -> None:
                     }
                 )
     pd.DataFrame(rows).to_csv(HERE / "cells.csv", index=False)
+    experiments()
+
+
+def experiments() -> None:
+    """A results table of 12 experiments (the sufficient statistics a warehouse query gives): 2 or 3 arms each."""
+    rng = np.random.default_rng(2026)
+    rows = []
+    for number in range(1, 13):
+        base = rng.uniform(0.03, 0.15)
+        arms = ["control", "treatment"] if number % 4 else ["control", "treatment_a", "treatment_b"]
+        # Users assigned at random, in equal shares: no sample ratio mismatch.
+        split = rng.multinomial(int(rng.integers(4_000, 40_000)), [1 / len(arms)] * len(arms))
+        for arm, trials in zip(arms, split, strict=True):
+            trials = int(trials)
+            lift = 0.0 if arm == "control" else rng.normal(0.0, 0.08)
+            successes = int(rng.binomial(trials, min(base * (1.0 + lift), 0.99)))
+            rows.append({"experiment": f"exp-{number:02d}", "arm": arm, "trials": trials, "successes": successes})
+    pd.DataFrame(rows).to_csv(HERE / "experiments.csv", index=False)
 
 
 if __name__ == "__main__":

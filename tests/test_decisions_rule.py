@@ -181,6 +181,9 @@ def test_calibration_reaches_terminal_json_and_report(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     calibration = json.loads(proc.stdout)["calibration"]
     assert calibration["experiments"] == 40 and 0 <= calibration["false_winner_rate"] <= 1
+    terminal = run("variants", path, "--seed", "1", "--calibrate", "--experiments", "40")
+    assert terminal.returncode == 0 and "This design's A/A calibration" in terminal.stdout
+    assert "false-winner rate at P(beats control) ≥ 95%" in terminal.stdout
     assert "--experiments sets the size of --calibrate" in run("variants", path, "--experiments", "40").stderr
 
 

@@ -18,6 +18,7 @@ Examples
 from abpool import datasets, plots
 from abpool._version import __version__
 from abpool.api import analyze
+from abpool.batch import BatchResult, analyze_batch
 from abpool.data import Cells, load_cells
 from abpool.errors import (
     AbpoolError,
@@ -36,6 +37,7 @@ __all__ = [
     "VOCABULARY",
     "AbpoolError",
     "BDAPrior",
+    "BatchResult",
     "Cells",
     "ConvergenceError",
     "ConvergenceWarning",
@@ -48,6 +50,7 @@ __all__ = [
     "VariantsResult",
     "__version__",
     "analyze",
+    "analyze_batch",
     "analyze_segments",
     "analyze_variants",
     "datasets",

@@ -172,6 +172,8 @@ class _Source:
         self.stack = contextlib.ExitStack()
         self.failure = "the source cannot be read ({detail})"
         self.shown: tuple[str, str] = ("", "")
+        # Rows outside this SQL condition are not part of the data (one experiment of a batch, say).
+        self.where = "TRUE"
         self._numbered = False
 
     def execute(self, sql: str) -> duckdb.DuckDBPyConnection:
@@ -187,8 +189,10 @@ class _Source:
     def numbered(self) -> None:
         """Copy the source into ``abpool_src`` with its row numbers (once)."""
         if not self._numbered:
+            # Numbered before the condition applies: a row number always counts rows of the whole source.
             self.execute(
-                f"CREATE TEMP TABLE abpool_src AS SELECT *, row_number() OVER () AS {_quote(self.row)} FROM abpool_scan"
+                f"CREATE TEMP TABLE abpool_src AS SELECT * FROM (SELECT *, row_number() OVER () AS "
+                f"{_quote(self.row)} FROM abpool_all) WHERE {self.where}"
             )
             self._numbered = True
 
@@ -226,7 +230,8 @@ def _open(con: _Source, data: DataSource) -> str:
         con.failure = "the DataFrame cannot be read ({detail}); give each column a single type"
         try:
             con.con.register("abpool_frame", frame)
-            con.execute("CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_frame")
+            con.execute("CREATE TEMP VIEW abpool_all AS SELECT * FROM abpool_frame")
+            con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {con.where}")
             con.execute("DESCRIBE abpool_scan").fetchall()
         except duckdb.Error as exc:
             first_line = str(exc).strip().splitlines()[0]
@@ -263,7 +268,8 @@ def _open(con: _Source, data: DataSource) -> str:
     try:
         columns = [row[0] for row in con.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
         con.choose_row_column(columns)
-        con.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM {scan}")
+        con.con.execute(f"CREATE TEMP VIEW abpool_all AS SELECT * FROM {scan}")
+        con.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {con.where}")
     except duckdb.Error as exc:
         first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
         raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
@@ -554,27 +560,31 @@ def load_cells(
             listed = ", ".join(repr(a) for a in data.arms[:20])
             raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
         return data
+    return read_cells(
+        data, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment, control=control
+    )
+
+
+def read_cells(data: DataSource, *, where: str | None = None, **columns: Any) -> Cells:
+    """:func:`load_cells` of the rows of ``data`` that meet the SQL condition ``where`` (all rows by default).
+
+    Row numbers in messages still count rows of the whole source. This is how
+    a batch reads one experiment of a table (:mod:`abpool.batch`).
+    """
     # DuckDB draws a progress bar on standard output during long scans: it would corrupt --json output.
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     source = _Source(con)
+    if where is not None:
+        source.where = where
     try:
-        return _load(
-            source,
-            data,
-            arm=arm,
-            outcome=outcome,
-            trials=trials,
-            successes=successes,
-            segment=segment,
-            control=control,
-        )
+        return _load(source, data, **columns)
     finally:
         con.close()
         source.stack.close()
 
 
-def _load(con, data, *, arm, outcome, trials, successes, segment, control) -> Cells:
+def _load(con, data, *, arm=None, outcome=None, trials=None, successes=None, segment=None, control=None) -> Cells:
     source = _open(con, data)
     columns = [c for c in _column_types(con) if c != con.row]
     if not columns:

@@ -716,8 +716,10 @@ class Result(ABC):
         for row in table.iloc[:limit].itertuples(index=False):
             where = f"{row.segment}: " if self.segmented else ""
             if row.decision == decisions.SHIP and row.arm == self.control:
+                # A control named "control" would read "Keep the control control".
+                named = "" if str(row.arm).strip().lower() == "control" else f" {row.arm}"
                 text = (
-                    f"Keep the control {row.arm}: no other {self.arm_noun} beats it by enough to matter; keeping it "
+                    f"Keep the control{named}: no other {self.arm_noun} beats it by enough to matter; keeping it "
                     f"gives up {fmt.loss(row.expected_loss)} in expectation, below the {fmt.loss(self.threshold)} "
                     "threshold."
                 )

@@ -8,6 +8,7 @@ Exit codes: 0 success, 1 analysis refused (did not converge), 2 bad input.
 
 from abpool.cli import (  # noqa: F401  (each module registers its command)
     analyze,
+    batch,
     demo,
     report,
     segments,

@@ -22,6 +22,7 @@ from abpool._format import display
 from abpool.report.blocks import Table
 from abpool.report.tables import (
     SENSITIVITY_TITLE,
+    calibration_table,
     classical_table,
     estimates_table,
     pairwise_table,
@@ -167,6 +168,8 @@ def render_result(
     console.print(status_text(result))
     for warning in result.diagnostics.warnings:
         console.print(Text("warning: ", style="bold red") + Text(display(warning)))
+    if result.calibration:
+        print_table(calibration_table(result.calibration), console, wide=wide)
     if result.prior_sensitivity:
         print_sensitivity(result.prior_sensitivity, console, wide=wide)
     if classical:

@@ -16,6 +16,7 @@ from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section
 from abpool.report.figures import embed
 from abpool.report.tables import (
     SENSITIVITY_TITLE,
+    calibration_table,
     classical_table,
     data_facts,
     estimates_table,
@@ -83,29 +84,7 @@ def multiplicity_blocks(result: Result) -> tuple[Block, ...]:
             )
         )
         return tuple(blocks)
-    low, high = found["false_winner_rate_ci"]
-    t_low, t_high = found["calibrated_threshold_ci"]
-    blocks.append(
-        Table(
-            "This design's A/A calibration",
-            ("quantity", "value", "95% Monte Carlo interval"),
-            (
-                (
-                    f"false-winner rate at P(beats control) ≥ {found['threshold']:.0%}",
-                    fmt.pct(found["false_winner_rate"]),
-                    fmt.interval(low, high, fmt.pct),
-                ),
-                (
-                    f"threshold keeping false winners ≤ {found['target_rate']:.0%}",
-                    fmt.pct(found["calibrated_threshold"]),
-                    fmt.interval(t_low, t_high, fmt.pct),
-                ),
-            ),
-            (False, True, True),
-            f"{found['experiments']:,} simulated A/A experiments ({found['truth']}), each refitted with this "
-            f"model and its settings; seed {found['seed']}.",
-        )
-    )
+    blocks.append(calibration_table(found))
     return tuple(blocks)
 
 

@@ -237,3 +237,28 @@ def sensitivity_decisions_table(found: dict[str, Any], *, limit: int = MAX_ROWS_
         (False, *[True] * (len(labels) + 1)),
         note,
     )
+
+
+def calibration_table(found: dict[str, Any]) -> Table:
+    """This design's A/A calibration (:meth:`abpool.outputs.ReportableResult.calibrate`) with Monte Carlo intervals."""
+    low, high = found["false_winner_rate_ci"]
+    t_low, t_high = found["calibrated_threshold_ci"]
+    return Table(
+        "This design's A/A calibration",
+        ("quantity", "value", "95% Monte Carlo interval"),
+        (
+            (
+                f"false-winner rate at P(beats control) ≥ {found['threshold']:.0%}",
+                fmt.pct(found["false_winner_rate"]),
+                fmt.interval(low, high, fmt.pct),
+            ),
+            (
+                f"threshold keeping false winners ≤ {found['target_rate']:.0%}",
+                fmt.pct(found["calibrated_threshold"]),
+                fmt.interval(t_low, t_high, fmt.pct),
+            ),
+        ),
+        (False, True, True),
+        f"{found['experiments']:,} simulated A/A experiments ({found['truth']}), each refitted with this "
+        f"model and its settings; seed {found['seed']}.",
+    )

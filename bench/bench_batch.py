@@ -1,0 +1,115 @@
+"""Benchmark of ``abpool batch``: many experiments in-process, on a process pool and on a Dask LocalCluster.
+
+Writes ``bench/results/batch.md``. Each row is one whole ``abpool batch`` process (``--no-reports``: every
+experiment's run is still saved), measured from outside (``os.wait4``): wall seconds and peak resident memory
+of the main process (workers are separate processes), and experiments fitted per second.
+
+Targets on this 2-core machine: 1,000 variant experiments (4 arms each) in under 20 s; segments experiments
+(8 segments × 2 arms) at 0.5 s each or less after the first compile of a shape.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import abpool
+from _process import ROOT, run, write
+
+RESULTS = ROOT / "bench" / "results" / "batch.md"
+VARIANT_EXPERIMENTS = int(os.environ.get("ABPOOL_BENCH_VARIANT_EXPERIMENTS", 1_000))
+SEGMENT_EXPERIMENTS = int(os.environ.get("ABPOOL_BENCH_SEGMENT_EXPERIMENTS", 200))
+
+
+def variants_table(path: Path) -> None:
+    rng = np.random.default_rng(1)
+    rows = [
+        {"experiment": f"v{e:04d}", "arm": arm, "trials": 5_000, "successes": int(rng.binomial(5_000, 0.1))}
+        for e in range(VARIANT_EXPERIMENTS)
+        for arm in "ABCD"
+    ]
+    pd.DataFrame(rows).to_parquet(path, index=False)
+
+
+def segments_table(path: Path) -> None:
+    rng = np.random.default_rng(2)
+    rows = []
+    for e in range(SEGMENT_EXPERIMENTS):
+        for s in range(8):
+            base = rng.normal(-2.0, 0.3)
+            for arm, effect in (("control", 0.0), ("treatment", rng.normal(0.05, 0.05))):
+                rate = 1 / (1 + np.exp(-(base + effect)))
+                rows.append(
+                    {
+                        "experiment": f"s{e:04d}",
+                        "segment": f"seg{s}",
+                        "arm": arm,
+                        "trials": 2_000,
+                        "successes": int(rng.binomial(2_000, rate)),
+                    }
+                )
+    pd.DataFrame(rows).to_parquet(path, index=False)
+
+
+def batch(data: Path, out: Path, *options: str) -> tuple[float, float]:
+    code = "import sys; from abpool.cli import run; sys.argv[0] = 'abpool'; run()"
+    args = [sys.executable, "-c", code, "batch", str(data), "--out", str(out), "--seed", "1", "--no-reports"]
+    # Exit code 1 (some experiment did not converge) still fitted and saved every experiment.
+    _, wall, peak, _ = run([*args, *options], allowed=(0, 1))
+    return wall, peak
+
+
+def main() -> None:
+    lines = [
+        "# `abpool batch`: in-process, process pool, Dask LocalCluster",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"abpool {abpool.__version__}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "Whole `abpool batch --no-reports` processes (each experiment's run saved), fresh output directory.",
+        "",
+        "| experiments | engine | wall s | peak MB (main process) | experiments per s | s per experiment |",
+        "|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        variants_table(workdir / "variants.parquet")
+        segments_table(workdir / "segments.parquet")
+        cases = [
+            (f"{VARIANT_EXPERIMENTS:,} variants (4 arms)", workdir / "variants.parquet", VARIANT_EXPERIMENTS, []),
+            (
+                f"{SEGMENT_EXPERIMENTS:,} segments (8 × 2)",
+                workdir / "segments.parquet",
+                SEGMENT_EXPERIMENTS,
+                ["--segment", "segment", "--control", "control"],
+            ),
+        ]
+        engines = [
+            ("in-process", []),
+            ("pool, 2 workers", ["--workers", "2"]),
+            ("Dask LocalCluster, 2 workers", ["--dask", "local", "--workers", "2"]),
+        ]
+        for label, data, count, options in cases:
+            for number, (engine, flags) in enumerate(engines):
+                wall, peak = batch(data, workdir / f"out-{label[:3]}-{number}", *options, *flags)
+                lines.append(
+                    f"| {label} | {engine} | {wall:.1f} | {peak:.0f} | {count / wall:.1f} | {wall / count:.3f} |"
+                )
+                print(lines[-1], flush=True)
+                write(RESULTS, lines)
+    lines += [
+        "",
+        "Targets: 1,000 variant experiments in under 20 s; segments experiments at ≤ 0.5 s each after the first "
+        "compile of a shape.",
+    ]
+    write(RESULTS, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+"""Many experiments at once: one table in, one results table, one report per experiment and an index page out.
+
+:func:`analyze_batch` reads a table with an experiment column (unit rows or
+aggregated cells; :mod:`abpool.batch.source`), fits every experiment with the
+model its columns call for (segments with ``segment``, else variants) on the
+chosen engine (:mod:`abpool.batch.run`) and writes, under ``out``:
+
+* ``results.parquet``: one row per experiment × (segment ×) arm in the shared
+  vocabulary, with ``status`` (ok, unconverged, refused), ``reason``, the
+  decision, the SRM flag, diagnostics, prior, seed, data fingerprint and
+  abpool's version — a refused experiment has one row with its reason;
+* ``experiments/<key>/``: each experiment's saved run (draws, JSON, report), and
+  ``experiments/<key>.json``, its record, written last;
+* ``index.html``: every experiment with its headline decision, SRM flag and
+  convergence, linking to its report.
+
+Incremental: an experiment whose data fingerprint and settings are unchanged
+is not refitted (``force=True`` refits), so a batch that was killed resumes
+where it stopped and a daily refresh refits only what changed.
+
+Examples
+--------
+>>> import tempfile, pandas as pd
+>>> table = pd.DataFrame({"experiment": ["e1"] * 2 + ["e2"] * 2, "arm": ["A", "B"] * 2,
+...                       "trials": [1000, 1000, 500, 500], "successes": [100, 130, 50, 48]})
+>>> done = analyze_batch(table, experiment="experiment", out=tempfile.mkdtemp(), seed=1)
+>>> done.statuses()["status"].tolist()
+['ok', 'ok']
+>>> round(done.result("e1").prob_beats_control("B"), 2)
+0.97
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from abpool._validation import check_int, check_seed
+from abpool.api import choose_model
+from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_seed, settings_key, stored_record
+from abpool.batch.source import read_experiments
+from abpool.data import DataSource
+from abpool.errors import InvalidArgumentError
+from abpool.io import atomic_write
+
+RESULTS_FILE = "results.parquet"
+INDEX_FILE = "index.html"
+EXPERIMENTS_DIR = "experiments"
+
+
+@dataclass
+class BatchResult:
+    """What a batch produced: the results table, each experiment's record, and where everything is.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per experiment × (segment ×) arm (see :mod:`abpool.batch`).
+    records : list of dict
+        One per experiment: ``experiment``, ``status``, ``reason``, ``headline``, ``srm_flagged``, ``seconds``.
+    out : Path
+    fitted, reused : int
+        Experiments fitted in this run, and reused unchanged from an earlier one.
+    seconds : float
+    """
+
+    table: pd.DataFrame
+    records: list[dict[str, Any]]
+    out: Path
+    fitted: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    _keep: Any = field(default=None, repr=False)
+
+    def statuses(self) -> pd.DataFrame:
+        """One row per experiment: ``experiment``, ``status``, ``reason``, ``headline``, ``srm_flagged``."""
+        columns = ["experiment", "status", "reason", "headline", "srm_flagged"]
+        return pd.DataFrame([{c: r.get(c) for c in columns} for r in self.records], columns=columns)
+
+    def result(self, experiment: str) -> Any:
+        """The fitted result of one experiment, loaded from its saved run (nothing is refitted)."""
+        from abpool.store import load
+
+        record = next((r for r in self.records if r["experiment"] == experiment), None)
+        if record is None:
+            names = ", ".join(repr(r["experiment"]) for r in self.records[:20])
+            raise InvalidArgumentError(f"experiment must be one of {names}, got {experiment!r}")
+        if record["status"] == REFUSED:
+            raise InvalidArgumentError(f"experiment {experiment!r} was refused: {record['reason']}")
+        return load(self.out / EXPERIMENTS_DIR / experiment_key(experiment))
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every experiment was fitted and converged, 1 when some were refused or did not converge."""
+        return 0 if all(r["status"] == "ok" for r in self.records) else 1
+
+
+def analyze_batch(
+    data: DataSource,
+    *,
+    experiment: str | None = None,
+    out: str | Path | None = None,
+    segment: str | Sequence[str] | None = None,
+    arm: str | None = None,
+    outcome: str | None = None,
+    trials: str | None = None,
+    successes: str | None = None,
+    seed: int | None = None,
+    engine: str = "process",
+    workers: int = 1,
+    scheduler: str | None = None,
+    force: bool = False,
+    reports: bool = True,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> BatchResult:
+    """Fit every experiment of a table and write the results table, the runs and the index page.
+
+    Parameters
+    ----------
+    data : DataFrame or path
+        Unit rows or aggregated cells with an experiment column.
+    experiment : str, optional
+        The experiment column (default ``experiment``, ``experiment_id``, ``test`` or ``test_id``).
+    out : str or Path, optional
+        Output directory (default: a temporary one, kept while the result lives).
+    segment, arm, outcome, trials, successes
+        Column names, as for :func:`abpool.analyze`; with ``segment`` the segments model is fitted.
+    seed : int, optional
+        The batch's seed; each experiment's is derived from it and its name (chosen and recorded when omitted).
+    engine : {"process", "pool", "dask"}
+        Run fits in this process, on ``workers`` local processes, or on Dask.
+    workers : int
+        Processes for ``pool`` and for a local Dask cluster.
+    scheduler : str, optional
+        Dask: ``"local"`` (default) or a scheduler address such as ``tcp://host:8786``.
+    force : bool
+        Refit experiments even when their data and settings are unchanged.
+    reports : bool
+        Write each experiment's HTML report (the index links to it).
+    progress : callable, optional
+        Called with each experiment's record as it finishes (reused ones included).
+    **options
+        Model options, as for :func:`abpool.analyze_variants` or :func:`abpool.analyze_segments`
+        (``control``, ``prior``, ``draws``, ``threshold`` …), the same for every experiment.
+    """
+    import tempfile
+
+    from abpool.result import model_entry
+
+    start = time.perf_counter()
+    if engine not in ("process", "pool", "dask"):
+        raise InvalidArgumentError(f"engine must be one of process, pool, dask, got {engine!r}")
+    workers = check_int(workers, "workers", minimum=1)
+    seed = check_seed(seed)
+    model = choose_model(segment=segment)
+    unknown = sorted(set(options) - model_entry(model).options - {"control"})
+    if unknown or "seed" in options:
+        raise InvalidArgumentError(f"{', '.join(unknown)} is not an option of the {model} model")
+    keep = None
+    if out is None:
+        keep = tempfile.TemporaryDirectory(prefix="abpool-batch-")
+        out = keep.name
+    out = Path(out)
+    found = read_experiments(
+        data, experiment=experiment, segment=segment, arm=arm, outcome=outcome, trials=trials, successes=successes
+    )
+    directory = out / EXPERIMENTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    key = settings_key(model, options, seed)
+    records: dict[str, dict[str, Any]] = {}
+    tasks = []
+    for item in found.experiments:
+        if item.cells is None:
+            records[item.name] = {"experiment": item.name, "status": REFUSED, "reason": item.refused, "rows": []}
+            continue
+        task = Task(item.name, item.cells, model, options, experiment_seed(seed, item.name), directory, key, reports)
+        stored = None if force else stored_record(task)
+        if stored is None:
+            tasks.append(task)
+        else:
+            records[item.name] = stored | {"reused": True}
+    reused = len(records) - sum(1 for r in records.values() if r["status"] == REFUSED)
+    for record in records.values():
+        if progress is not None:
+            progress(record)
+    for record in Engine(engine, workers, scheduler).run(tasks):
+        records[record["experiment"]] = record
+        if progress is not None:
+            progress(record)
+    ordered = [records[item.name] for item in found.experiments]
+    table = results_table(ordered)
+    atomic_write(out / RESULTS_FILE, lambda path: table.to_parquet(path, index=False))
+    from abpool.report.render import write_batch_index
+
+    write_batch_index(out / INDEX_FILE, ordered, source=found.source, seed=seed, model=model)
+    return BatchResult(
+        table=table,
+        records=ordered,
+        out=out,
+        fitted=len(tasks),
+        reused=reused,
+        seconds=time.perf_counter() - start,
+        _keep=keep,
+    )
+
+
+def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The results table: every fitted row, and one row with its reason for each refused experiment."""
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        if record["rows"]:
+            rows += record["rows"]
+        else:
+            rows.append({"experiment": record["experiment"], "status": record["status"], "reason": record["reason"]})
+    table = pd.DataFrame(rows)
+    first = ["experiment", "status", "reason"]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+__all__ = ["BatchResult", "analyze_batch", "results_table"]

@@ -1,0 +1,238 @@
+"""Fitting a batch: one pure function per experiment, run in-process, on a process pool, or on Dask.
+
+:func:`fit_task` fits one experiment, saves its run and writes its record
+(``experiments/<key>.json``) last, atomically: a record on disk means the
+experiment is done. It lives in this importable module so that process pools
+and Dask workers import it (with their module-level caches) rather than
+receive it pickled by value. Every engine runs the same function on the same
+tasks with the same seeds, so the numbers do not depend on the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abpool._version import __version__
+from abpool.data import Cells
+from abpool.errors import AbpoolError
+from abpool.io import to_jsonable, write_json
+
+OK, UNCONVERGED, REFUSED = "ok", "unconverged", "refused"
+ENGINES = ("process", "pool", "dask")
+
+
+def experiment_seed(seed: int, name: str) -> int:
+    """The seed of one experiment: fixed by the batch's seed and the experiment's name, whatever runs it.
+
+    Examples
+    --------
+    >>> experiment_seed(1, "checkout") == experiment_seed(1, "checkout") != experiment_seed(2, "checkout")
+    True
+    """
+    state = np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))]).generate_state(1)[0]
+    return int(state) % 2**31
+
+
+def experiment_key(name: str) -> str:
+    """A file name for an experiment: readable, and unique (a short hash of the exact name).
+
+    Examples
+    --------
+    >>> experiment_key("Checkout / mobile")
+    'Checkout-mobile-39e819ad'
+    """
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:40] or "experiment"
+    return f"{readable}-{hashlib.sha256(name.encode('utf-8')).hexdigest()[:8]}"
+
+
+def settings_key(model: str, options: dict[str, Any], seed: int) -> str:
+    """What a stored record must match to be reused: model, options, batch seed and abpool's version."""
+    payload = json.dumps(to_jsonable({"model": model, "options": options, "seed": seed, "version": __version__}))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One experiment to fit: its cells, the model and options, its seed and where its outputs go."""
+
+    name: str
+    cells: Cells
+    model: str
+    options: dict[str, Any]
+    seed: int
+    directory: Path
+    settings: str
+    report: bool = True
+
+    @property
+    def record_path(self) -> Path:
+        return self.directory / f"{experiment_key(self.name)}.json"
+
+    @property
+    def run_path(self) -> Path:
+        return self.directory / experiment_key(self.name)
+
+
+def _private_compile_directory() -> None:
+    # Concurrent PyTensor compiles in one directory collide (pymc#7819): each worker process gets its own.
+    if "abpool_worker" not in os.environ.get("PYTENSOR_FLAGS", ""):
+        private = Path(tempfile.gettempdir()) / f"abpool_worker-{os.getpid()}"
+        flags = os.environ.get("PYTENSOR_FLAGS", "")
+        os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={private}"]))
+
+
+def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
+    """The results-table rows of one fitted experiment: its summary, decision, guardrail and diagnostics."""
+    summary = result.summary()
+    decisions = result.recommendations()
+    by_segment = {row.segment: row for row in decisions.itertuples(index=False)}
+    diagnostics = result.diagnostics
+    provenance = result.provenance()
+    rows = []
+    for row in summary.to_dict("records"):
+        decision = by_segment[row.get("segment")]
+        rows.append(
+            {
+                "experiment": name,
+                "status": OK if diagnostics.converged else UNCONVERGED,
+                "reason": None if diagnostics.converged else "; ".join(diagnostics.warnings),
+                **row,
+                "decision": decision.decision,
+                "decision_arm": decision.arm,
+                "srm_flagged": result.srm_flagged(),
+                "converged": diagnostics.converged,
+                "max_rhat": diagnostics.max_rhat,
+                "divergences": diagnostics.divergences,
+                "model": result.model,
+                "prior": result.prior.name,
+                "seed": result.seed,
+                "data_fingerprint": provenance["data_fingerprint"],
+                "abpool_version": provenance["abpool_version"],
+            }
+        )
+    return rows
+
+
+def fit_task(task: Task) -> dict[str, Any]:
+    """Fit one experiment, save its run, and write its record last; return the record.
+
+    A bad setting or data the model refuses gives a ``refused`` record with the
+    one-line reason; a fit that did not converge is kept, marked ``unconverged``.
+    """
+    from abpool.result import model_entry
+
+    _private_compile_directory()
+    start = time.perf_counter()
+    columns = {"segment": list(task.cells.segment_columns)} if task.cells.segment_columns else {}
+    record: dict[str, Any] = {
+        "experiment": task.name,
+        "key": experiment_key(task.name),
+        "settings": task.settings,
+        "data_fingerprint": task.cells.fingerprint,
+    }
+    try:
+        result = model_entry(task.model).fit(
+            task.cells, **columns, **task.options, seed=task.seed, on_unconverged="ignore"
+        )
+        result.save(task.run_path, report=task.report, force=True)
+        rows = summary_rows(task.name, result)
+        record |= {
+            "status": rows[0]["status"],
+            "reason": rows[0]["reason"],
+            "headline": result.recommendation_sentences(limit=1)[0],
+            "srm_flagged": result.srm_flagged(),
+            "rows": rows,
+        }
+    except AbpoolError as exc:
+        record |= {"status": REFUSED, "reason": " ".join(str(exc).split()), "rows": []}
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    write_json(task.record_path, to_jsonable(record))
+    return record
+
+
+def stored_record(task: Task) -> dict[str, Any] | None:
+    """The record a previous run wrote for this task, when its data and settings are unchanged."""
+    try:
+        record = json.loads(task.record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    unchanged = (
+        record.get("settings") == task.settings
+        and record.get("data_fingerprint") == task.cells.fingerprint
+        and record.get("status") in (OK, UNCONVERGED)
+        and (task.run_path / "manifest.json").exists()
+    )
+    return record if unchanged else None
+
+
+@dataclass
+class Engine:
+    """Where the fits run: ``process`` (this process), ``pool`` (``workers`` local processes) or ``dask``.
+
+    For Dask, ``scheduler`` is ``"local"`` (a LocalCluster with ``workers``
+    single-threaded worker processes, started and stopped here) or the address
+    of a running scheduler (``tcp://host:8786``).
+    """
+
+    kind: str = "process"
+    workers: int = 1
+    scheduler: str | None = None
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
+        """Run every task, yielding each record as its experiment finishes (in no fixed order)."""
+        if not tasks:
+            return
+        if self.kind == "dask":
+            yield from self._dask(tasks)
+        elif self.kind == "pool" and self.workers > 1 and len(tasks) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            # Spawned, not forked: a fork would copy this process's threads (numba, DuckDB) mid-flight.
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+                futures = [pool.submit(fit_task, task) for task in tasks]
+                for future in as_completed(futures):
+                    yield future.result()
+        else:
+            for task in tasks:
+                yield fit_task(task)
+
+    def _dask(self, tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
+        try:
+            from distributed import Client, LocalCluster, as_completed
+        except ImportError:
+            raise AbpoolError("the Dask engine needs the dask extra: pip install 'abpool[dask]'") from None
+        cluster = None
+        if self.scheduler in (None, "local"):
+            cluster = LocalCluster(
+                n_workers=max(1, self.workers), threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(self.scheduler, timeout="10s")
+            except OSError as exc:
+                raise AbpoolError(
+                    f"cannot reach the Dask scheduler {self.scheduler!r} ({exc}); check --scheduler"
+                ) from None
+        try:
+            futures = client.map(fit_task, list(tasks), pure=False)
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()

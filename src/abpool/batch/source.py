@@ -1,0 +1,172 @@
+"""A table of many experiments, read into one validated set of cells per experiment.
+
+The table is any source :func:`abpool.data.load_cells` reads (unit rows or
+aggregated cells) with one more column naming the experiment. Everything is
+aggregated in one DuckDB pass; an experiment whose rows are at fault is
+refused with its own one-line reason, naming the source's row, and the others
+go on. Only a table that cannot be read at all (no such file, a missing
+column, an empty experiment name) stops the batch.
+
+Examples
+--------
+>>> import pandas as pd
+>>> table = pd.DataFrame({"experiment": ["e1", "e1", "e2", "e2"], "arm": ["A", "B", "A", "A"],
+...                       "trials": [100, 100, 50, 60], "successes": [10, 12, 5, 6]})
+>>> found = read_experiments(table, experiment="experiment")
+>>> [(e.name, e.cells is not None) for e in found.experiments]
+[('e1', True), ('e2', False)]
+>>> found.experiments[1].refused  # doctest: +ELLIPSIS
+"experiment 'e2': cell 'A' appears in more than one row of DataFrame (rows 3, 4); ..."
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from abpool.data import (
+    Cells,
+    DataSource,
+    _fetchone,
+    _literal,
+    _natural_key,
+    _open,
+    _quote,
+    _resolve,
+    _Source,
+    read_cells,
+)
+from abpool.errors import InvalidArgumentError, InvalidDataError
+
+EXPERIMENT_NAMES = ("experiment", "experiment_id", "test", "test_id")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of a batch: its validated cells, or why it was refused."""
+
+    name: str
+    cells: Cells | None
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentsRead:
+    """Every experiment of a table, in sorted order, and where they came from."""
+
+    experiments: list[Experiment]
+    source: str
+    experiment_column: str
+
+
+def _experiment_names(data: DataSource, experiment: str) -> tuple[list[str], str, str]:
+    """The distinct experiment names (sorted), the source's name and the experiment column; one scan."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    source = _Source(con)
+    try:
+        name = _open(source, data)
+        columns = [row[0] for row in source.execute("DESCRIBE abpool_scan").fetchall()]
+        column = _resolve(columns, experiment, EXPERIMENT_NAMES, "experiment", "--experiment", name)
+        col = _quote(column)
+        values = [
+            row[0] for row in source.execute(f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM abpool_scan").fetchall()
+        ]
+        if any(value is None for value in values):
+            source.numbered()
+            first = f"SELECT {_quote(source.row)} FROM abpool_src WHERE {col} IS NULL ORDER BY 1 LIMIT 1"
+            raise InvalidDataError(
+                f"experiment column {column!r} is empty at row {_fetchone(source, first)[0]} of {name}; every row "
+                "needs its experiment"
+            )
+        names = [str(value) for value in values]
+        if not names:
+            raise InvalidDataError(f"{name} has a header but no data rows")
+        return sorted(names, key=_natural_key), name, column
+    finally:
+        con.close()
+        source.stack.close()
+
+
+def read_experiments(
+    data: DataSource,
+    *,
+    experiment: str | None = None,
+    segment: str | Sequence[str] | None = None,
+    arm: str | None = None,
+    outcome: str | None = None,
+    trials: str | None = None,
+    successes: str | None = None,
+) -> ExperimentsRead:
+    """Read a table of experiments: one :class:`Experiment` per distinct value of the experiment column.
+
+    Parameters
+    ----------
+    data : DataFrame or path
+        Unit rows or aggregated cells, with an experiment column.
+    experiment : str, optional
+        The experiment column (default: ``experiment``, ``experiment_id``, ``test`` or ``test_id``).
+    segment, arm, outcome, trials, successes
+        As for :func:`abpool.data.load_cells`, the same for every experiment.
+
+    Raises
+    ------
+    InvalidDataError
+        When the table itself is unusable; an experiment's own fault refuses that experiment only.
+    """
+    if experiment is not None and not isinstance(experiment, str):
+        raise InvalidArgumentError(f"experiment must be a column name (a string), got {experiment!r}")
+    names, source, column = _experiment_names(data, experiment)
+    segments = [segment] if isinstance(segment, str) else list(segment or [])
+    if column in segments:
+        raise InvalidArgumentError(f"column {column!r} cannot be both the experiment and a segment")
+    columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes}
+    found: dict[str, Experiment] = {}
+
+    def read(group: list[str]) -> None:
+        # The whole group in one pass, the experiment as one more segment column; when some experiment of the
+        # group is at fault, each half is read on its own: a few bad experiments cost a few passes, not one each.
+        where = f"CAST({_quote(column)} AS VARCHAR) IN ({', '.join(_literal(name) for name in group)})"
+        if len(group) == len(names):
+            where = None
+        try:
+            together = read_cells(data, where=where, segment=[column, *segments], **columns)
+        except InvalidDataError:
+            if len(group) == 1:
+                found[group[0]] = _alone(data, group[0], column, segments, columns)
+            else:
+                read(group[: len(group) // 2])
+                read(group[len(group) // 2 :])
+            return
+        for name in group:
+            cells = _split(together, name, column, segments)
+            found[name] = Experiment(name, cells) if cells else _alone(data, name, column, segments, columns)
+
+    read(names)
+    return ExperimentsRead([found[name] for name in names], source, column)
+
+
+def _alone(data: DataSource, name: str, column: str, segments: list[str], columns: dict[str, Any]) -> Experiment:
+    """One experiment read on its own: its cells, or its one-line reason naming the source's row."""
+    where = f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"
+    try:
+        return Experiment(name, read_cells(data, where=where, segment=segments or None, **columns))
+    except InvalidDataError as exc:
+        return Experiment(name, None, f"experiment {name!r}: {exc}")
+
+
+def _split(everything: Cells, name: str, column: str, segments: list[str]) -> Cells | None:
+    """One experiment's cells out of the whole table's; None when it needs reading alone (it has a single arm).
+
+    Every other check (counts, labels, empty cells) already held for the whole table, so for each of its parts.
+    """
+    table = everything.table
+    mine = table[table[column] == name].drop(columns=column).reset_index(drop=True)
+    if mine["arm"].nunique() < 2:
+        return None
+    rows = int(mine["trials"].sum()) if everything.form == "units" else len(mine)
+    return dataclasses.replace(everything, table=mine, segment_columns=tuple(segments), input_rows=rows)

@@ -1,0 +1,134 @@
+"""Many experiments at once: failure isolation, resuming, the same numbers on every engine, the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import pandas as pd
+import pytest
+
+import abpool
+from abpool.batch import analyze_batch
+from abpool.errors import InvalidArgumentError, InvalidDataError
+
+ABPOOL = [sys.executable, "-m", "abpool"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*ABPOOL, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def unit_rows(path, experiments: int = 12, users: int = 600) -> None:
+    """Unit rows of many experiments; exp003 has an outcome of 2 at its row 101, exp005 a single arm."""
+    con = duckdb.connect()
+    con.execute(
+        f"""COPY (
+        SELECT 'exp' || lpad(CAST(e AS VARCHAR), 3, '0') AS experiment,
+               CASE WHEN e = 5 THEN 'A' ELSE chr(65 + (i % 3)::INTEGER) END AS variant,
+               CASE WHEN e = 3 AND i = 100 THEN 2 ELSE (hash(e * 100000 + i) % 100 < 10 + 3 * (i % 3))::INTEGER END
+                 AS converted
+        FROM range({experiments}) a(e), range({users}) b(i)) TO '{path}' (FORMAT parquet)"""
+    )
+
+
+def cells_table(experiments: int = 4) -> pd.DataFrame:
+    rows = []
+    for e in range(experiments):
+        for k, arm in enumerate(["A", "B", "C"]):
+            rows.append({"experiment": f"e{e}", "arm": arm, "trials": 1_000, "successes": 100 + 10 * k + e})
+    return pd.DataFrame(rows)
+
+
+def test_bad_experiments_are_refused_and_the_others_complete(tmp_path) -> None:
+    unit_rows(tmp_path / "users.parquet")
+    proc = run("batch", tmp_path / "users.parquet", "--out", tmp_path / "out", "--seed", "1", "--no-reports")
+    assert proc.returncode == 1, proc.stderr
+    assert "12 experiments: 10 ok, 2 refused" in proc.stdout
+    refused = [line for line in proc.stderr.splitlines() if line.startswith("abpool: refused")]
+    assert len(refused) == 2
+    # exp003's bad value is its 101st row: rows 1–1,800 are exp000–exp002.
+    assert "exp003" in refused[0] and "row 1901 of" in refused[0] and "has '2'" in refused[0]
+    assert "exp005" in refused[1] and "only one arm ('A')" in refused[1]
+    table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert table.groupby("experiment")["status"].first().value_counts().to_dict() == {"ok": 10, "refused": 2}
+    fitted = table[table["status"] == "ok"]
+    assert len(fitted) == 30 and set(fitted["arm"]) == {"A", "B", "C"} and fitted["seed"].nunique() == 10
+    assert table.loc[table["experiment"] == "exp003", "reason"].str.contains("row 1901").all()
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert index.count("<tr>") == 13 and "exp005" in index and "refused" in index
+
+
+def test_rerun_refits_only_what_changed_and_resumes_after_a_kill(tmp_path) -> None:
+    table = cells_table(4)
+    done = analyze_batch(table, out=tmp_path, seed=3, reports=False)
+    assert (done.fitted, done.reused, done.exit_code) == (4, 0, 0)
+    again = analyze_batch(table, out=tmp_path, seed=3, reports=False)
+    assert (again.fitted, again.reused) == (0, 4)
+    pd.testing.assert_frame_equal(again.table, done.table)
+    changed = table.copy()
+    changed.loc[changed["experiment"] == "e2", "successes"] += 5
+    assert analyze_batch(changed, out=tmp_path, seed=3, reports=False).fitted == 1
+    assert analyze_batch(changed, out=tmp_path, seed=3, reports=False, force=True).fitted == 4
+    assert analyze_batch(changed, out=tmp_path, seed=4, reports=False).fitted == 4  # other settings: refit
+
+    fresh = tmp_path / "killed"
+    seen = []
+
+    def interrupt(record: dict) -> None:
+        seen.append(record["experiment"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        analyze_batch(table, out=fresh, seed=3, reports=False, progress=interrupt)
+    resumed = analyze_batch(table, out=fresh, seed=3, reports=False)
+    assert (resumed.fitted, resumed.reused) == (2, 2)
+    pd.testing.assert_frame_equal(resumed.table, done.table)
+
+
+@pytest.mark.slow
+def test_every_engine_gives_the_same_numbers(tmp_path) -> None:
+    table = cells_table(4)
+    here = analyze_batch(table, out=tmp_path / "here", seed=5, reports=False)
+    pool = analyze_batch(table, out=tmp_path / "pool", seed=5, reports=False, engine="pool", workers=2)
+    pytest.importorskip("distributed", reason="the dask extra is not installed")
+    dask = analyze_batch(table, out=tmp_path / "dask", seed=5, reports=False, engine="dask", workers=2)
+    for other in (pool, dask):
+        assert other.fitted == 4
+        pd.testing.assert_frame_equal(other.table, here.table)
+
+
+def test_a_segments_batch_and_a_saved_result(tmp_path) -> None:
+    frame = abpool.datasets.make_dataframe(100, [30, 50, 55, 60])
+    table = pd.concat([frame.assign(experiment="first"), frame.assign(experiment="second")], ignore_index=True)
+    done = analyze_batch(
+        table, out=tmp_path, segment="country", arm="treated", outcome="success", control="0", seed=2, draws=500
+    )
+    assert done.statuses()["status"].tolist() == ["ok", "ok"]
+    assert set(done.table["segment"]) == {"Canada", "China"} and (done.table["model"] == "segments").all()
+    first = done.result("first")
+    assert first.prob_beats_control(segment="Canada") > 0.95
+    assert (tmp_path / "experiments").exists() and "first" in (tmp_path / "index.html").read_text()
+    record = json.loads(next((tmp_path / "experiments").glob("first-*.json")).read_text())
+    assert record["status"] == "ok" and record["data_fingerprint"] == first.cells.fingerprint
+
+
+def test_an_unusable_table_exits_2_with_one_line(tmp_path) -> None:
+    path = tmp_path / "cells.csv"
+    path.write_text("test,arm,trials,successes\nt1,A,100,10\n,B,100,12\n")
+    proc = run("batch", path, "--out", tmp_path / "out")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"abpool: error: experiment column 'test' is empty at row 2 of {path}; every row needs its experiment"
+    )
+    proc = run("batch", path, "--out", tmp_path / "out", "--experiment", "exp")
+    assert proc.returncode == 2 and "experiment column 'exp' (given by --experiment) not found" in proc.stderr
+    with pytest.raises(InvalidArgumentError, match="engine must be one of process, pool, dask"):
+        analyze_batch(cells_table(1), engine="spark")
+    with pytest.raises(InvalidArgumentError, match="correlated is not an option of the variants model"):
+        analyze_batch(cells_table(1), correlated=True)
+    with pytest.raises(InvalidDataError, match="no experiment column"):
+        analyze_batch(cells_table(1).drop(columns="experiment"))
