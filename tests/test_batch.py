@@ -132,3 +132,25 @@ def test_an_unusable_table_exits_2_with_one_line(tmp_path) -> None:
         analyze_batch(cells_table(1), correlated=True)
     with pytest.raises(InvalidDataError, match="no experiment column"):
         analyze_batch(cells_table(1).drop(columns="experiment"))
+
+
+def test_a_batch_from_a_duckdb_query_isolates_a_bad_experiment(tmp_path) -> None:
+    unit_rows(tmp_path / "users.parquet", experiments=6, users=400)
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_parquet('{tmp_path / 'users.parquet'}')")
+    proc = run(
+        "batch",
+        database,
+        "--query",
+        "SELECT * FROM events WHERE experiment <> 'exp005'",
+        "--out",
+        tmp_path / "out",
+        "--seed",
+        "2",
+        "--no-reports",
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "5 experiments: 4 ok, 1 refused" in proc.stdout
+    (line,) = [line for line in proc.stderr.splitlines() if "refused" in line]
+    assert "exp003" in line and "row 1301 of" in line and "(the query)" in line

@@ -247,3 +247,29 @@ def test_fractional_and_nan_outcomes_in_a_float_column(tmp_path) -> None:
         frame = pd.DataFrame({"variant": ["A", "B", "A", "B"], "converted": [0.0, 1.0, value, 1.0]})
         with pytest.raises(InvalidDataError, match=rf"row 3 of DataFrame has {shown}"):
             load_cells(frame)
+
+
+def test_a_duckdb_database_table_or_query(tmp_path, rng) -> None:
+    import duckdb
+
+    units = _units(rng, 3_000)
+    units.to_parquet(tmp_path / "units.parquet")
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_parquet('{tmp_path / 'units.parquet'}')")
+    expected = load_cells(tmp_path / "units.parquet", segment="country")
+    from_table = load_cells(database, table="events", segment="country")
+    pd.testing.assert_frame_equal(from_table.table, expected.table)
+    assert from_table.fingerprint == expected.fingerprint and from_table.source.endswith("(table 'events')")
+    only_us = load_cells(database, query="SELECT variant, converted FROM events WHERE country = 'US';")
+    assert only_us.table["trials"].sum() == (units["country"] == "US").sum()
+    for kwargs, message in (
+        ({}, "is a DuckDB database: name its table (--table NAME) or give a query (--query SQL)"),
+        ({"table": "nope"}, "(table 'nope') cannot be read (Catalog Error"),
+        ({"query": "SELEC 1"}, "(the query) cannot be read (Parser Error"),
+    ):
+        with pytest.raises((InvalidDataError, InvalidArgumentError)) as caught:
+            load_cells(database, **kwargs)
+        assert message in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(InvalidArgumentError, match="table and query apply to a DuckDB database file"):
+        load_cells(tmp_path / "units.parquet", table="events")

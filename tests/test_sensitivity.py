@@ -193,3 +193,12 @@ def test_report_and_saved_run_keep_the_check(tmp_path) -> None:
     assert back.prior_sensitivity == res.prior_sensitivity
     plain = abpool.analyze_variants(**ARTICLE, seed=4).to_html()
     assert "rerun with --sensitivity" in plain
+
+
+def test_a_prior_the_data_cannot_support_is_left_out_with_its_reason() -> None:
+    # Every arm at 0%: the bda prior's posterior is improper, the proper priors' are not.
+    res = abpool.analyze_variants(successes=[0, 0, 0], trials=[10] * 3, prior="lognormal", seed=1)
+    found = res.sensitivity()
+    assert "bda" not in found.labels and "bda" in found.failed and "improper" in found.failed["bda"]
+    assert any(sentence.startswith("bda could not be fitted") for sentence in found.sentences())
+    assert found.to_dict()["failed"] == found.failed

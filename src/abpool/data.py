@@ -67,6 +67,8 @@ _READERS = {
     ".json": "json",
     ".jsonl": "json",
     ".ndjson": "json",
+    ".duckdb": "duckdb",
+    ".ddb": "duckdb",
 }
 
 DataSource = Union[pd.DataFrame, str, Path, "Cells"]
@@ -174,6 +176,9 @@ class _Source:
         self.shown: tuple[str, str] = ("", "")
         # Rows outside this SQL condition are not part of the data (one experiment of a batch, say).
         self.where = "TRUE"
+        # In a DuckDB database file: the table to read, or the query whose rows are the data.
+        self.table: str | None = None
+        self.query: str | None = None
         self._numbered = False
 
     def execute(self, sql: str) -> duckdb.DuckDBPyConnection:
@@ -241,7 +246,8 @@ def _open(con: _Source, data: DataSource) -> str:
         return "DataFrame"
     if not isinstance(data, str | Path):
         raise InvalidArgumentError(
-            f"data must be a pandas DataFrame or a path to a CSV, Parquet or JSON file, got {type(data).__name__}"
+            "data must be a pandas DataFrame or a path to a CSV, Parquet, JSON or DuckDB file, "
+            f"got {type(data).__name__}"
         )
     path = Path(data)
     if not path.exists():
@@ -252,12 +258,16 @@ def _open(con: _Source, data: DataSource) -> str:
         raise InvalidDataError(f"{path}: the file is empty")
     kind = _READERS.get(path.suffix.lower())
     if kind is None:
-        raise InvalidDataError(f"{path}: unknown file type {path.suffix!r}; use .csv, .tsv, .parquet or .json")
+        raise InvalidDataError(f"{path}: unknown file type {path.suffix!r}; use .csv, .tsv, .parquet, .json or .duckdb")
+    if (con.table is not None or con.query is not None) and kind != "duckdb":
+        raise InvalidArgumentError(f"table and query apply to a DuckDB database file (.duckdb), not to {path}")
     try:
         with path.open("rb") as handle:
             handle.read(1)
     except OSError as exc:
         raise InvalidDataError(f"{path}: cannot be read ({exc.strerror})") from None
+    if kind == "duckdb":
+        return _open_database(con, path)
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[kind]
     options = ", header = true" if kind == "csv" else ""
     # The view reads the file at every query: a link standing in for the name lives as long as the connection.
@@ -274,6 +284,33 @@ def _open(con: _Source, data: DataSource) -> str:
         first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
         raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
     return str(path)
+
+
+def _open_database(con: _Source, path: Path) -> str:
+    """A table of a DuckDB database file, or a query over it, as the view ``abpool_scan``; opened read-only."""
+    if (con.table is None) == (con.query is None):
+        raise InvalidArgumentError(
+            f"{path} is a DuckDB database: name its table (--table NAME) or give a query (--query SQL), one of them"
+        )
+    readable = con.stack.enter_context(_literal_path(path))
+    what = f"table {con.table!r}" if con.table is not None else "the query"
+    name = f"{path} ({what})"
+    con.failure = f"{str(name).replace('{', '{{').replace('}', '}}')} cannot be read ({{detail}})"
+    con.shown = (str(readable), str(path))
+    body = f"SELECT * FROM {_quote(con.table)}" if con.table is not None else str(con.query).strip().rstrip(";")
+    try:
+        con.con.execute(f"ATTACH {_literal(readable)} AS abpool_db (READ_ONLY)")
+        # Unqualified names in the user's query are the database's tables.
+        con.con.execute("USE abpool_db")
+        columns = [row[0] for row in con.con.execute(f"DESCRIBE {body}").fetchall()]
+        con.choose_row_column(columns)
+        con.con.execute(f"CREATE TEMP VIEW abpool_all AS {body}")
+        con.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {con.where}")
+    except duckdb.Error as exc:
+        first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
+        hint = "; check the table's name" if con.table is not None else "; check the SQL"
+        raise InvalidDataError(f"{name} cannot be read ({first_line}){hint}") from None
+    return name
 
 
 @contextlib.contextmanager
@@ -509,6 +546,8 @@ def load_cells(
     successes: str | None = None,
     segment: str | Sequence[str] | None = None,
     control: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
 ) -> Cells:
     """Read experiment data and aggregate it to cells, validating everything.
 
@@ -530,6 +569,10 @@ def load_cells(
         Segment column(s); several columns combine into one segment.
     control : str, optional
         Control arm label; checked to exist.
+    table, query : str, optional
+        With a DuckDB database file (``.duckdb``): the table to read, or a SQL
+        query over its tables whose rows are the data (one of the two). The
+        database is opened read-only and the aggregation runs inside DuckDB.
 
     Returns
     -------
@@ -561,11 +604,21 @@ def load_cells(
             raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
         return data
     return read_cells(
-        data, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment, control=control
+        data,
+        table=table,
+        query=query,
+        arm=arm,
+        outcome=outcome,
+        trials=trials,
+        successes=successes,
+        segment=segment,
+        control=control,
     )
 
 
-def read_cells(data: DataSource, *, where: str | None = None, **columns: Any) -> Cells:
+def read_cells(
+    data: DataSource, *, where: str | None = None, table: str | None = None, query: str | None = None, **columns: Any
+) -> Cells:
     """:func:`load_cells` of the rows of ``data`` that meet the SQL condition ``where`` (all rows by default).
 
     Row numbers in messages still count rows of the whole source. This is how
@@ -577,6 +630,7 @@ def read_cells(data: DataSource, *, where: str | None = None, **columns: Any) ->
     source = _Source(con)
     if where is not None:
         source.where = where
+    source.table, source.query = table, query
     try:
         return _load(source, data, **columns)
     finally:

@@ -183,7 +183,8 @@ def lift_draws(draws: NDArray, control: int) -> tuple[NDArray, NDArray]:
     """
     base = draws[:, [control]]
     absolute = draws - base
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # A control rate of (numerically) zero makes the relative lift infinite, which is its honest value.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         relative = draws / base - 1.0
     return absolute, relative
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from abpool import decisions
-from abpool.errors import InvalidArgumentError
+from abpool.errors import AbpoolError, InvalidArgumentError
 from abpool.panel import PanelEntry, is_no_pooling, no_pooling_entry
 
 if TYPE_CHECKING:
@@ -128,6 +128,9 @@ class Sensitivity:
         Whether each prior's fit passed its convergence checks.
     seconds : dict of str to float
         Time each prior took (0 for the result's own: it is not refitted).
+    failed : dict of str to str
+        Priors of the panel the model could not be fitted under (an improper
+        posterior, say), with the reason; they are left out of the answers.
     control : str
     threshold : float
         The recommendation's threshold of caring.
@@ -142,6 +145,7 @@ class Sensitivity:
     segmented: bool
     converged: dict[str, bool] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:
@@ -203,6 +207,8 @@ class Sensitivity:
             sentences.append(
                 f"… {len(table) - limit:,} more decisions; over all {len(table):,}: {dependent:,} prior-dependent."
             )
+        for label, reason in self.failed.items():
+            sentences.append(f"{label} could not be fitted, so it is left out: {reason}.")
         unconverged = [label for label, ok in self.converged.items() if not ok]
         if unconverged:
             sentences.append(
@@ -232,6 +238,7 @@ class Sensitivity:
                 "robust": self.robust,
                 "sentences": self.sentences(limit=len(self.choices)),
                 "converged": self.converged,
+                "failed": self.failed,
                 "seconds": {label: round(value, 3) for label, value in self.seconds.items()},
             }
         )
@@ -308,19 +315,28 @@ def sensitivity(
     choices: list[dict[str, Any]] = []
     converged: dict[str, bool] = {}
     seconds: dict[str, float] = {}
-    for item in entries:
+    failed: dict[str, str] = {}
+    for item in list(entries):
         start = time.perf_counter()
         if item.prior is None:
             draws = _no_pooling_draws(result, result._rates.shape[0])
             converged[item.label] = True
         else:
-            fitted = (
-                result
-                if item.prior == result.prior
-                else entry.fit(
-                    result.cells, **columns, **settings, prior=item.prior, seed=result.seed, on_unconverged="ignore"
+            try:
+                fitted = (
+                    result
+                    if item.prior == result.prior
+                    else entry.fit(
+                        result.cells, **columns, **settings, prior=item.prior, seed=result.seed, on_unconverged="ignore"
+                    )
                 )
-            )
+            except AbpoolError as exc:
+                # One prior the data cannot support (an improper posterior) should not hide the others' answers.
+                failed[item.label] = " ".join(str(exc).split())
+                entries.remove(item)
+                if progress is not None:
+                    progress(1)
+                continue
             draws = fitted._rates
             converged[item.label] = bool(fitted.diagnostics.converged)
         rows, chosen = _answers(draws, result)
@@ -345,4 +361,5 @@ def sensitivity(
         segmented=result.segmented,
         converged=converged,
         seconds=seconds,
+        failed=failed,
     )

@@ -110,6 +110,8 @@ def analyze_batch(
     outcome: str | None = None,
     trials: str | None = None,
     successes: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
     seed: int | None = None,
     engine: str = "process",
     workers: int = 1,
@@ -131,6 +133,8 @@ def analyze_batch(
         Output directory (default: a temporary one, kept while the result lives).
     segment, arm, outcome, trials, successes
         Column names, as for :func:`abpool.analyze`; with ``segment`` the segments model is fitted.
+    table, query : str, optional
+        With a DuckDB database file: its table, or a SQL query over it (see :func:`abpool.load_cells`).
     seed : int, optional
         The batch's seed; each experiment's is derived from it and its name (chosen and recorded when omitted).
     engine : {"process", "pool", "dask"}
@@ -168,7 +172,15 @@ def analyze_batch(
         out = keep.name
     out = Path(out)
     found = read_experiments(
-        data, experiment=experiment, segment=segment, arm=arm, outcome=outcome, trials=trials, successes=successes
+        data,
+        experiment=experiment,
+        segment=segment,
+        arm=arm,
+        outcome=outcome,
+        trials=trials,
+        successes=successes,
+        table=table,
+        query=query,
     )
     directory = out / EXPERIMENTS_DIR
     directory.mkdir(parents=True, exist_ok=True)

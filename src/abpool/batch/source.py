@@ -63,11 +63,14 @@ class ExperimentsRead:
     experiment_column: str
 
 
-def _experiment_names(data: DataSource, experiment: str) -> tuple[list[str], str, str]:
+def _experiment_names(
+    data: DataSource, experiment: str | None, place: dict[str, str | None]
+) -> tuple[list[str], str, str]:
     """The distinct experiment names (sorted), the source's name and the experiment column; one scan."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     source = _Source(con)
+    source.table, source.query = place["table"], place["query"]
     try:
         name = _open(source, data)
         columns = [row[0] for row in source.execute("DESCRIBE abpool_scan").fetchall()]
@@ -101,6 +104,8 @@ def read_experiments(
     outcome: str | None = None,
     trials: str | None = None,
     successes: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
 ) -> ExperimentsRead:
     """Read a table of experiments: one :class:`Experiment` per distinct value of the experiment column.
 
@@ -110,7 +115,7 @@ def read_experiments(
         Unit rows or aggregated cells, with an experiment column.
     experiment : str, optional
         The experiment column (default: ``experiment``, ``experiment_id``, ``test`` or ``test_id``).
-    segment, arm, outcome, trials, successes
+    segment, arm, outcome, trials, successes, table, query
         As for :func:`abpool.data.load_cells`, the same for every experiment.
 
     Raises
@@ -120,11 +125,12 @@ def read_experiments(
     """
     if experiment is not None and not isinstance(experiment, str):
         raise InvalidArgumentError(f"experiment must be a column name (a string), got {experiment!r}")
-    names, source, column = _experiment_names(data, experiment)
+    place: dict[str, str | None] = {"table": table, "query": query}
+    names, source, column = _experiment_names(data, experiment, place)
     segments = [segment] if isinstance(segment, str) else list(segment or [])
     if column in segments:
         raise InvalidArgumentError(f"column {column!r} cannot be both the experiment and a segment")
-    columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes}
+    columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, **place}
     found: dict[str, Experiment] = {}
 
     def read(group: list[str]) -> None:

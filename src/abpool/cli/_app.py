@@ -46,7 +46,9 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 Data = Annotated[
     Path,
     typer.Argument(
-        metavar="DATA", help="CSV, TSV, Parquet or JSON file: unit rows or aggregated cells.", show_default=False
+        metavar="DATA",
+        help="CSV, TSV, Parquet or JSON file (or a DuckDB database, in batch): unit rows or aggregated cells.",
+        show_default=False,
     ),
 ]
 ArmOpt = Annotated[

@@ -52,6 +52,13 @@ def batch(
     trials: TrialsOpt = None,
     successes: SuccessesOpt = None,
     control: ControlOpt = None,
+    table: Annotated[
+        str | None, typer.Option("--table", metavar="NAME", help="With a .duckdb database: the table to read.")
+    ] = None,
+    query: Annotated[
+        str | None,
+        typer.Option("--query", metavar="SQL", help="With a .duckdb database: a query whose rows are the data."),
+    ] = None,
     prior: Annotated[
         str | None,
         typer.Option("--prior", metavar="NAME", help="Prior [default: bda for variants, article for segments]."),
@@ -102,6 +109,8 @@ def batch(
                 outcome=outcome,
                 trials=trials,
                 successes=successes,
+                table=table,
+                query=query,
                 seed=seed,
                 engine=engine,
                 workers=workers,
