@@ -154,3 +154,14 @@ def test_a_batch_from_a_duckdb_query_isolates_a_bad_experiment(tmp_path) -> None
     assert "5 experiments: 4 ok, 1 refused" in proc.stdout
     (line,) = [line for line in proc.stderr.splitlines() if "refused" in line]
     assert "exp003" in line and "row 1301 of" in line and "(the query)" in line
+
+
+def test_a_rerun_without_a_seed_resumes_with_the_first_runs_seed(tmp_path) -> None:
+    table = cells_table(3)
+    first = analyze_batch(table, out=tmp_path, reports=False)
+    again = analyze_batch(table, out=tmp_path, reports=False)
+    assert (again.fitted, again.reused) == (0, 3)
+    pd.testing.assert_frame_equal(again.table, first.table)
+    recorded = json.loads((tmp_path / "batch.json").read_text())["seed"]
+    assert analyze_batch(table, out=tmp_path, reports=False, seed=recorded).fitted == 0
+    assert analyze_batch(table, out=tmp_path, reports=False, seed=recorded + 1).fitted == 3

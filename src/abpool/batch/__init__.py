@@ -32,6 +32,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +47,11 @@ from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_s
 from abpool.batch.source import read_experiments
 from abpool.data import DataSource
 from abpool.errors import InvalidArgumentError
-from abpool.io import atomic_write
+from abpool.io import atomic_write, write_json
 
 RESULTS_FILE = "results.parquet"
+# The batch's own settings (its seed): a rerun without --seed resumes with the same one.
+BATCH_FILE = "batch.json"
 INDEX_FILE = "index.html"
 EXPERIMENTS_DIR = "experiments"
 
@@ -161,7 +164,6 @@ def analyze_batch(
     if engine not in ("process", "pool", "dask"):
         raise InvalidArgumentError(f"engine must be one of process, pool, dask, got {engine!r}")
     workers = check_int(workers, "workers", minimum=1)
-    seed = check_seed(seed)
     model = choose_model(segment=segment)
     unknown = sorted(set(options) - model_entry(model).options - {"control"})
     if unknown or "seed" in options:
@@ -171,6 +173,7 @@ def analyze_batch(
         keep = tempfile.TemporaryDirectory(prefix="abpool-batch-")
         out = keep.name
     out = Path(out)
+    seed = _batch_seed(out, seed)
     found = read_experiments(
         data,
         experiment=experiment,
@@ -184,6 +187,7 @@ def analyze_batch(
     )
     directory = out / EXPERIMENTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
+    write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
     key = settings_key(model, options, seed)
     records: dict[str, dict[str, Any]] = {}
     tasks = []
@@ -220,6 +224,16 @@ def analyze_batch(
         seconds=time.perf_counter() - start,
         _keep=keep,
     )
+
+
+def _batch_seed(out: Path, seed: int | None) -> int:
+    """The seed given; else the seed an earlier run into ``out`` recorded (so a rerun resumes); else a new one."""
+    if seed is None:
+        try:
+            seed = int(json.loads((out / BATCH_FILE).read_text(encoding="utf-8"))["seed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            seed = None
+    return check_seed(seed)
 
 
 def results_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
