@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -59,6 +60,7 @@ def test_bad_experiments_are_refused_and_the_others_complete(tmp_path) -> None:
     assert table.loc[table["experiment"] == "exp003", "reason"].str.contains("row 1901").all()
     index = (tmp_path / "out" / "index.html").read_text()
     assert index.count("<tr>") == 13 and "exp005" in index and "refused" in index
+    assert "<a href" not in index  # --no-reports: no report to link to
 
 
 def test_rerun_refits_only_what_changed_and_resumes_after_a_kill(tmp_path) -> None:
@@ -111,7 +113,8 @@ def test_a_segments_batch_and_a_saved_result(tmp_path) -> None:
     assert set(done.table["segment"]) == {"Canada", "China"} and (done.table["model"] == "segments").all()
     first = done.result("first")
     assert first.prob_beats_control(segment="Canada") > 0.95
-    assert (tmp_path / "experiments").exists() and "first" in (tmp_path / "index.html").read_text()
+    links = re.findall(r'<a href="([^"]+)"', (tmp_path / "index.html").read_text())
+    assert len(links) == 2 and all((tmp_path / link).is_file() for link in links)
     record = json.loads(next((tmp_path / "experiments").glob("first-*.json")).read_text())
     assert record["status"] == "ok" and record["data_fingerprint"] == first.cells.fingerprint
 

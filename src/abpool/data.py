@@ -191,6 +191,23 @@ class _Source:
                 raise InvalidDataError(self.failure.format(detail=first_line)) from None
             raise
 
+    def define(self, body: str, failure: str, shown: tuple[str, str] = ("", "")) -> None:
+        """Make the rows of the SQL ``body`` the views ``abpool_all`` and ``abpool_scan`` (read lazily).
+
+        ``failure`` is the one-line message of any error reading them, with
+        ``{detail}`` for DuckDB's own first line; ``shown`` replaces a stand-in
+        file name in that line with the user's.
+        """
+        self.failure, self.shown = failure, shown
+        try:
+            columns = [row[0] for row in self.con.execute(f"DESCRIBE {body}").fetchall()]
+            self.choose_row_column(columns)
+            self.con.execute(f"CREATE TEMP VIEW abpool_all AS {body}")
+            self.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {self.where}")
+        except duckdb.Error as exc:
+            first_line = str(exc).strip().splitlines()[0].replace(*shown)
+            raise InvalidDataError(failure.format(detail=first_line)) from None
+
     def numbered(self) -> None:
         """Copy the source into ``abpool_src`` with its row numbers (once)."""
         if not self._numbered:
@@ -231,18 +248,10 @@ def _open(con: _Source, data: DataSource) -> str:
             raise InvalidDataError(f"column {dup!r} appears more than once in the DataFrame; rename it")
         frame = data.reset_index(drop=True)
         frame.columns = [str(c) for c in frame.columns]
-        con.choose_row_column(frame.columns)
-        con.failure = "the DataFrame cannot be read ({detail}); give each column a single type"
-        try:
-            con.con.register("abpool_frame", frame)
-            con.execute("CREATE TEMP VIEW abpool_all AS SELECT * FROM abpool_frame")
-            con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {con.where}")
-            con.execute("DESCRIBE abpool_scan").fetchall()
-        except duckdb.Error as exc:
-            first_line = str(exc).strip().splitlines()[0]
-            raise InvalidDataError(
-                f"the DataFrame cannot be read ({first_line}); give each column a single type"
-            ) from None
+        con.con.register("abpool_frame", frame)
+        con.define(
+            "SELECT * FROM abpool_frame", "the DataFrame cannot be read ({detail}); give each column a single type"
+        )
         return "DataFrame"
     if not isinstance(data, str | Path):
         raise InvalidArgumentError(
@@ -272,17 +281,11 @@ def _open(con: _Source, data: DataSource) -> str:
     options = ", header = true" if kind == "csv" else ""
     # The view reads the file at every query: a link standing in for the name lives as long as the connection.
     readable = con.stack.enter_context(_literal_path(path))
-    con.failure = f"{str(path).replace('{', '{{').replace('}', '}}')}: cannot be read as {kind.upper()} ({{detail}})"
-    con.shown = (str(readable), str(path))
-    scan = f"{reader}({_literal(readable)}{options})"
-    try:
-        columns = [row[0] for row in con.con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
-        con.choose_row_column(columns)
-        con.con.execute(f"CREATE TEMP VIEW abpool_all AS SELECT * FROM {scan}")
-        con.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {con.where}")
-    except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
-        raise InvalidDataError(f"{path}: cannot be read as {kind.upper()} ({first_line})") from None
+    con.define(
+        f"SELECT * FROM {reader}({_literal(readable)}{options})",
+        f"{_braces(path)}: cannot be read as {kind.upper()} ({{detail}})",
+        (str(readable), str(path)),
+    )
     return str(path)
 
 
@@ -293,24 +296,23 @@ def _open_database(con: _Source, path: Path) -> str:
             f"{path} is a DuckDB database: name its table (--table NAME) or give a query (--query SQL), one of them"
         )
     readable = con.stack.enter_context(_literal_path(path))
-    what = f"table {con.table!r}" if con.table is not None else "the query"
-    name = f"{path} ({what})"
-    con.failure = f"{str(name).replace('{', '{{').replace('}', '}}')} cannot be read ({{detail}})"
-    con.shown = (str(readable), str(path))
-    body = f"SELECT * FROM {_quote(con.table)}" if con.table is not None else str(con.query).strip().rstrip(";")
+    name = f"{path} ({f'table {con.table!r}' if con.table is not None else 'the query'})"
+    hint = "check the table's name" if con.table is not None else "check the SQL"
+    failure = f"{_braces(name)} cannot be read ({{detail}}); {hint}"
     try:
         con.con.execute(f"ATTACH {_literal(readable)} AS abpool_db (READ_ONLY)")
         # Unqualified names in the user's query are the database's tables.
         con.con.execute("USE abpool_db")
-        columns = [row[0] for row in con.con.execute(f"DESCRIBE {body}").fetchall()]
-        con.choose_row_column(columns)
-        con.con.execute(f"CREATE TEMP VIEW abpool_all AS {body}")
-        con.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {con.where}")
     except duckdb.Error as exc:
-        first_line = str(exc).strip().splitlines()[0].replace(str(readable), str(path))
-        hint = "; check the table's name" if con.table is not None else "; check the SQL"
-        raise InvalidDataError(f"{name} cannot be read ({first_line}){hint}") from None
+        raise InvalidDataError(failure.format(detail=str(exc).strip().splitlines()[0])) from None
+    body = f"SELECT * FROM {_quote(con.table)}" if con.table is not None else str(con.query).strip().rstrip(";")
+    con.define(body, failure, (str(readable), str(path)))
     return name
+
+
+def _braces(text: Any) -> str:
+    """``text`` made safe inside a ``str.format`` template (a file may be named ``{x}.csv``)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 @contextlib.contextmanager
@@ -624,15 +626,21 @@ def read_cells(
     Row numbers in messages still count rows of the whole source. This is how
     a batch reads one experiment of a table (:mod:`abpool.batch`).
     """
+    with connection(where=where, table=table, query=query) as source:
+        return _load(source, data, **columns)
+
+
+@contextlib.contextmanager
+def connection(*, where: str | None = None, table: str | None = None, query: str | None = None) -> Iterator[_Source]:
+    """A private DuckDB connection for reading one source (see :class:`_Source`), closed on exit."""
     # DuckDB draws a progress bar on standard output during long scans: it would corrupt --json output.
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     source = _Source(con)
-    if where is not None:
-        source.where = where
+    source.where = "TRUE" if where is None else where
     source.table, source.query = table, query
     try:
-        return _load(source, data, **columns)
+        yield source
     finally:
         con.close()
         source.stack.close()

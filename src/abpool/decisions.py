@@ -181,12 +181,42 @@ def lift_draws(draws: NDArray, control: int) -> tuple[NDArray, NDArray]:
     >>> absolute.round(3).tolist(), relative.round(3).tolist()
     ([[0.0, 0.1]], [[0.0, 0.5]])
     """
-    base = draws[:, [control]]
+    base = draws[..., [control]]
     absolute = draws - base
     # A control rate of (numerically) zero makes the relative lift infinite, which is its honest value.
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         relative = draws / base - 1.0
     return absolute, relative
+
+
+def cell_answers(
+    draws: NDArray, control: int, probs: Sequence[float], *, ordered: NDArray | None = None
+) -> dict[str, NDArray]:
+    """Every per-cell answer of rate draws ``(draws, segments, arms)``, each arm against its segment's control.
+
+    Returns ``rate``, ``lift`` and ``relative_lift`` (quantiles at ``probs``,
+    shape ``(len(probs), segments, arms)``), ``absolute`` (the lift draws),
+    ``prob_beats_control``, ``prob_best`` and ``expected_loss`` (``(segments,
+    arms)``). ``ordered`` may pass :func:`sorted_columns` of ``draws``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> found = cell_answers(np.array([[[0.1, 0.2]], [[0.3, 0.2]]]), 0, [0.5])
+    >>> found["prob_beats_control"].tolist(), found["prob_best"].tolist()
+    ([[0.0, 0.5]], [[0.5, 0.5]])
+    """
+    absolute, relative = lift_draws(draws, control)
+    winners = draws.argmax(axis=2)
+    return {
+        "rate": column_quantiles(draws, probs, ordered=ordered),
+        "lift": column_quantiles(absolute, probs),
+        "relative_lift": column_quantiles(relative, probs),
+        "absolute": absolute,
+        "prob_beats_control": (absolute > 0).mean(axis=0),
+        "prob_best": np.stack([(winners == k).mean(axis=0) for k in range(draws.shape[2])], axis=-1),
+        "expected_loss": (draws.max(axis=2, keepdims=True) - draws).mean(axis=0),
+    }
 
 
 def prob_in_rope(difference: NDArray, rope: float) -> NDArray:

@@ -449,17 +449,9 @@ class Result(ABC):
         probs = [tail, 0.5, 1.0 - tail]
         # One sort per quantity serves its quantiles and its highest density interval.
         ordered = decisions.sorted_columns(draws)
-        quantiles = decisions.column_quantiles(draws, probs, ordered=ordered)
         hdi_low, hdi_high = decisions.highest_density_interval(draws, self.ci, ordered=ordered)
-        control = draws[:, :, [self.control_index]]
-        absolute = draws - control
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            relative = draws / control - 1.0
-        lift_q = decisions.column_quantiles(absolute, probs)
-        rel_q = decisions.column_quantiles(relative, probs)
-        winners = draws.argmax(axis=2)
-        prob_best = np.stack([(winners == k).mean(axis=0) for k in range(n_arms)], axis=-1)
-        expected_loss = (draws.max(axis=2, keepdims=True) - draws).mean(axis=0)
+        found = decisions.cell_answers(draws, self.control_index, probs, ordered=ordered)
+        quantiles, lift_q, rel_q, absolute = found["rate"], found["lift"], found["relative_lift"], found["absolute"]
         with np.errstate(divide="ignore", invalid="ignore"):
             observed = np.where(n > 0, y / np.maximum(n, 1), np.nan)
         columns: dict[str, Any] = {
@@ -480,9 +472,9 @@ class Result(ABC):
             "relative_lift": rel_q[1],
             "relative_lift_ci_low": rel_q[0],
             "relative_lift_ci_high": rel_q[2],
-            "prob_beats_control": (absolute > 0).mean(axis=0),
-            "prob_best": prob_best,
-            "expected_loss": expected_loss,
+            "prob_beats_control": found["prob_beats_control"],
+            "prob_best": found["prob_best"],
+            "expected_loss": found["expected_loss"],
         }
         if self.rope is not None:
             columns["prob_in_rope"] = decisions.prob_in_rope(absolute.reshape(n_draws, -1), self.rope).reshape(

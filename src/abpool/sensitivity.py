@@ -63,34 +63,29 @@ def _answers(draws: np.ndarray, result: Result) -> tuple[list[dict[str, Any]], l
     """Per cell: rate, lift and P(beats control) with intervals, P(best), expected loss; per group: the decision."""
     control = result.control_index
     tail = (1.0 - result.ci) / 2.0
-    probs = [tail, 0.5, 1.0 - tail]
+    found = decisions.cell_answers(draws, control, [tail, 0.5, 1.0 - tail])
     rows, choices = [], []
     for s, segment in enumerate(result.segments or (None,)):
-        group = draws[:, s, :]
-        absolute, _ = decisions.lift_draws(group, control)
-        rate_q = decisions.column_quantiles(group, probs)
-        lift_q = decisions.column_quantiles(absolute, probs)
-        best = decisions.prob_best(group)
-        loss = decisions.expected_loss(group)
         for k, arm in enumerate(result.arms):
             treated = k != control
+            low, middle, high = (float(value) if treated else None for value in found["lift"][:, s, k])
             rows.append(
                 {
                     "segment": segment,
                     "arm": arm,
                     "is_control": not treated,
-                    "rate": float(rate_q[1, k]),
-                    "rate_ci_low": float(rate_q[0, k]),
-                    "rate_ci_high": float(rate_q[2, k]),
-                    "lift": float(lift_q[1, k]) if treated else None,
-                    "lift_ci_low": float(lift_q[0, k]) if treated else None,
-                    "lift_ci_high": float(lift_q[2, k]) if treated else None,
-                    "prob_beats_control": float(np.mean(absolute[:, k] > 0)) if treated else None,
-                    "prob_best": float(best[k]),
-                    "expected_loss": float(loss[k]),
+                    "rate": float(found["rate"][1, s, k]),
+                    "rate_ci_low": float(found["rate"][0, s, k]),
+                    "rate_ci_high": float(found["rate"][2, s, k]),
+                    "lift": middle,
+                    "lift_ci_low": low,
+                    "lift_ci_high": high,
+                    "prob_beats_control": float(found["prob_beats_control"][s, k]) if treated else None,
+                    "prob_best": float(found["prob_best"][s, k]),
+                    "expected_loss": float(found["expected_loss"][s, k]),
                 }
             )
-        decision, arm = decisions.recommend(group, control, threshold=result.threshold, rope=result.rope)
+        decision, arm = decisions.recommend(draws[:, s, :], control, threshold=result.threshold, rope=result.rope)
         choices.append({"segment": segment, "decision": decision, "arm": None if arm is None else result.arms[arm]})
     return rows, choices
 

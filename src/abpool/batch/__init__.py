@@ -43,6 +43,7 @@ import pandas as pd
 
 from abpool._validation import check_int, check_seed
 from abpool.api import choose_model
+from abpool.batch.index import write_index
 from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_seed, settings_key, stored_record
 from abpool.batch.source import read_experiments
 from abpool.data import DataSource
@@ -166,7 +167,7 @@ def analyze_batch(
     workers = check_int(workers, "workers", minimum=1)
     model = choose_model(segment=segment)
     unknown = sorted(set(options) - model_entry(model).options - {"control"})
-    if unknown or "seed" in options:
+    if unknown:
         raise InvalidArgumentError(f"{', '.join(unknown)} is not an option of the {model} model")
     keep = None
     if out is None:
@@ -212,9 +213,7 @@ def analyze_batch(
     ordered = [records[item.name] for item in found.experiments]
     table = results_table(ordered)
     atomic_write(out / RESULTS_FILE, lambda path: table.to_parquet(path, index=False))
-    from abpool.report.render import write_batch_index
-
-    write_batch_index(out / INDEX_FILE, ordered, source=found.source, seed=seed, model=model)
+    write_index(out / INDEX_FILE, ordered, directory, source=found.source, seed=seed, model=model)
     return BatchResult(
         table=table,
         records=ordered,

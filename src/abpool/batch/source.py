@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
-
 from abpool.data import (
     Cells,
     DataSource,
@@ -37,7 +35,7 @@ from abpool.data import (
     _open,
     _quote,
     _resolve,
-    _Source,
+    connection,
     read_cells,
 )
 from abpool.errors import InvalidArgumentError, InvalidDataError
@@ -67,11 +65,7 @@ def _experiment_names(
     data: DataSource, experiment: str | None, place: dict[str, str | None]
 ) -> tuple[list[str], str, str]:
     """The distinct experiment names (sorted), the source's name and the experiment column; one scan."""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
-    source = _Source(con)
-    source.table, source.query = place["table"], place["query"]
-    try:
+    with connection(table=place["table"], query=place["query"]) as source:
         name = _open(source, data)
         columns = [row[0] for row in source.execute("DESCRIBE abpool_scan").fetchall()]
         column = _resolve(columns, experiment, EXPERIMENT_NAMES, "experiment", "--experiment", name)
@@ -90,9 +84,6 @@ def _experiment_names(
         if not names:
             raise InvalidDataError(f"{name} has a header but no data rows")
         return sorted(names, key=_natural_key), name, column
-    finally:
-        con.close()
-        source.stack.close()
 
 
 def read_experiments(

@@ -119,6 +119,19 @@ ExperimentsOpt = Annotated[
     int | None,
     typer.Option("--experiments", metavar="N", help="A/A experiments for --calibrate [500 variants, 100 segments]."),
 ]
+# The options of the commands that pick the model from the data (analyze, batch): any model's, optional.
+AnyPriorOpt = Annotated[
+    str | None,
+    typer.Option("--prior", metavar="NAME", help="Prior [default: bda for variants, article for segments]."),
+]
+AnyDrawsOpt = Annotated[int | None, typer.Option("--draws", metavar="N", help="Draws [the model's default].")]
+AnyRopeOpt = Annotated[
+    float | None, typer.Option("--rope", metavar="WIDTH", help="Half-width of a practically-nil lift.")
+]
+AnyThresholdOpt = Annotated[
+    float | None,
+    typer.Option("--threshold", metavar="LOSS", help="Threshold of caring of the recommendation [0.001]."),
+]
 SensitivityOpt = Annotated[
     bool,
     typer.Option(

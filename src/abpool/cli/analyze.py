@@ -10,6 +10,10 @@ from abpool._validation import check_applicable, flag
 from abpool.api import choose_model
 from abpool.cli._app import (
     AllowOpt,
+    AnyDrawsOpt,
+    AnyPriorOpt,
+    AnyRopeOpt,
+    AnyThresholdOpt,
     ArmOpt,
     CalibrateOpt,
     ClassicalOpt,
@@ -47,10 +51,7 @@ def analyze(
     successes: SuccessesOpt = None,
     control: ControlOpt = None,
     segment: SegmentOpt = None,
-    prior: Annotated[
-        str | None,
-        typer.Option("--prior", metavar="NAME", help="Prior [default: bda for variants, article for segments]."),
-    ] = None,
+    prior: AnyPriorOpt = None,
     engine: Annotated[
         str | None, typer.Option("--engine", metavar="NAME", help="Variants: exact or mcmc [exact].")
     ] = None,
@@ -63,7 +64,7 @@ def analyze(
     sampler: Annotated[
         str | None, typer.Option("--sampler", metavar="NAME", help="Segments: nutpie or pymc [nutpie].")
     ] = None,
-    draws: Annotated[int | None, typer.Option("--draws", metavar="N", help="Draws [the model's default].")] = None,
+    draws: AnyDrawsOpt = None,
     chains: Annotated[
         int | None, typer.Option("--chains", metavar="N", help="MCMC chains [2 variants, 4 segments].")
     ] = None,
@@ -73,13 +74,8 @@ def analyze(
     ci: Annotated[
         float | None, typer.Option("--ci", metavar="LEVEL", help="Credible level of every interval [0.95].")
     ] = None,
-    rope: Annotated[
-        float | None, typer.Option("--rope", metavar="WIDTH", help="Half-width of a practically-nil lift.")
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option("--threshold", metavar="LOSS", help="Threshold of caring of the recommendation [0.001]."),
-    ] = None,
+    rope: AnyRopeOpt = None,
+    threshold: AnyThresholdOpt = None,
     split: SplitOpt = None,
     seed: SeedOpt = None,
     as_json: JsonOpt = False,

@@ -14,6 +14,10 @@ import typer
 from rich.text import Text
 
 from abpool.cli._app import (
+    AnyDrawsOpt,
+    AnyPriorOpt,
+    AnyRopeOpt,
+    AnyThresholdOpt,
     ArmOpt,
     ControlOpt,
     Data,
@@ -59,18 +63,10 @@ def batch(
         str | None,
         typer.Option("--query", metavar="SQL", help="With a .duckdb database: a query whose rows are the data."),
     ] = None,
-    prior: Annotated[
-        str | None,
-        typer.Option("--prior", metavar="NAME", help="Prior [default: bda for variants, article for segments]."),
-    ] = None,
-    draws: Annotated[int | None, typer.Option("--draws", metavar="N", help="Draws [the model's default].")] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option("--threshold", metavar="LOSS", help="Threshold of caring of the recommendation [0.001]."),
-    ] = None,
-    rope: Annotated[
-        float | None, typer.Option("--rope", metavar="WIDTH", help="Half-width of a practically-nil lift.")
-    ] = None,
+    prior: AnyPriorOpt = None,
+    draws: AnyDrawsOpt = None,
+    threshold: AnyThresholdOpt = None,
+    rope: AnyRopeOpt = None,
     seed: SeedOpt = None,
     workers: Annotated[
         int, typer.Option("--workers", metavar="N", help="Fit on N local processes (with --dask: N Dask workers).")

@@ -93,57 +93,17 @@ def write_report(path: str | Path, result: Any) -> Path:
     return atomic_write(Path(path), lambda p: p.write_text(html, encoding="utf-8"))
 
 
-def _short_decision(rows: list[dict[str, Any]]) -> str:
-    """An experiment's decision in a few words (per segment, counted)."""
-    from collections import Counter
-
-    from abpool.sensitivity import decision_text
-
-    control = next(row["arm"] for row in rows if row["is_control"])
-    by_segment = {row.get("segment"): decision_text(row["decision"], row["decision_arm"], control) for row in rows}
-    if len(by_segment) == 1:
-        return next(iter(by_segment.values()))
-    counts = Counter(by_segment.values())
-    return f"{len(by_segment)} segments: " + ", ".join(f"{text} in {n}" for text, n in counts.most_common())
-
-
-def write_batch_index(path: str | Path, records: list[dict[str, Any]], *, source: str, seed: int, model: str) -> Path:
-    """Write a batch's index page atomically: one row per experiment, linking to its report."""
-    from collections import Counter
-
+def write_batch_index(path: str | Path, rows: list[dict[str, Any]], *, title: str, subtitle: str, counts: str) -> Path:
+    """Write a batch's index page atomically (rows built by :mod:`abpool.batch.index`)."""
     from abpool._version import __version__
-    from abpool.batch.run import REFUSED, experiment_key
 
-    rows = []
-    for record in records:
-        fitted = record["status"] != REFUSED
-        first = record["rows"][0] if fitted else {}
-        rows.append(
-            {
-                "name": record["experiment"],
-                "link": f"experiments/{experiment_key(record['experiment'])}/report.html" if fitted else None,
-                "status": record["status"],
-                "headline": _short_decision(record["rows"]) if fitted else str(record.get("reason") or ""),
-                "sentence": record.get("headline") or "",
-                "srm": ("mismatch" if record.get("srm_flagged") else "as intended") if fitted else "—",
-                "fit": (
-                    "did not converge: " + str(record.get("reason"))
-                    if record["status"] == "unconverged"
-                    else (f"converged (max R-hat {first['max_rhat']:.3f})" if first.get("max_rhat") else "converged")
-                )
-                if fitted
-                else "—",
-            }
-        )
-    counts = Counter(record["status"] for record in records)
-    summary = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
     html = (
         _environment()
         .get_template("batch_index.html.j2")
         .render(
-            title=f"Batch: {len(records):,} experiments",
-            subtitle=f"{model} model; source {source}; batch seed {seed}",
-            counts=f"{summary}. Each experiment's report has its estimates, prior and diagnostics.",
+            title=title,
+            subtitle=subtitle,
+            counts=counts,
             rows=rows,
             css=_stylesheet(),
             version=__version__,
