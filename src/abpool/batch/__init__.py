@@ -46,6 +46,7 @@ from abpool.api import choose_model
 from abpool.batch.index import write_index
 from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_seed, settings_key, stored_record
 from abpool.batch.source import read_experiments
+from abpool.batch.writeback import check_target, write_results
 from abpool.data import DataSource
 from abpool.errors import InvalidArgumentError
 from abpool.io import atomic_write, write_json
@@ -71,6 +72,8 @@ class BatchResult:
     fitted, reused : int
         Experiments fitted in this run, and reused unchanged from an earlier one.
     seconds : float
+    database_table : str or None
+        Where the results table was also written in the source database, if asked.
     """
 
     table: pd.DataFrame
@@ -79,6 +82,7 @@ class BatchResult:
     fitted: int = 0
     reused: int = 0
     seconds: float = 0.0
+    database_table: str | None = None
     _keep: Any = field(default=None, repr=False)
 
     def statuses(self) -> pd.DataFrame:
@@ -122,6 +126,7 @@ def analyze_batch(
     scheduler: str | None = None,
     force: bool = False,
     reports: bool = True,
+    database_table: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
 ) -> BatchResult:
@@ -151,6 +156,10 @@ def analyze_batch(
         Refit experiments even when their data and settings are unchanged.
     reports : bool
         Write each experiment's HTML report (the index links to it).
+    database_table : str, optional
+        Also write the results table into the source database (a DuckDB file
+        or PostgreSQL) under this name, replacing only a table abpool wrote
+        (see :mod:`abpool.batch.writeback`).
     progress : callable, optional
         Called with each experiment's record as it finishes (reused ones included).
     **options
@@ -169,6 +178,9 @@ def analyze_batch(
     unknown = sorted(set(options) - model_entry(model).options - {"control"})
     if unknown:
         raise InvalidArgumentError(f"{', '.join(unknown)} is not an option of the {model} model")
+    if database_table is not None:
+        # Before any fit: a source that cannot hold the table should not cost a batch to find out.
+        check_target(data, database_table)
     keep = None
     if out is None:
         keep = tempfile.TemporaryDirectory(prefix="abpool-batch-")
@@ -214,6 +226,7 @@ def analyze_batch(
     table = results_table(ordered)
     atomic_write(out / RESULTS_FILE, lambda path: table.to_parquet(path, index=False))
     write_index(out / INDEX_FILE, ordered, directory, source=found.source, seed=seed, model=model)
+    written = None if database_table is None else write_results(data, database_table, table)
     return BatchResult(
         table=table,
         records=ordered,
@@ -221,6 +234,7 @@ def analyze_batch(
         fitted=len(tasks),
         reused=reused,
         seconds=time.perf_counter() - start,
+        database_table=written,
         _keep=keep,
     )
 

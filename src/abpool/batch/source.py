@@ -26,18 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from abpool.data import (
-    Cells,
-    DataSource,
-    _fetchone,
-    _literal,
-    _natural_key,
-    _open,
-    _quote,
-    _resolve,
-    connection,
-    read_cells,
-)
+from abpool.data import Cells, DataSource, read_cells
+from abpool.data.cells import _natural_key, _resolve
+from abpool.data.local import _fetchone, _literal, _open, _quote, connection
+from abpool.data.warehouse import is_warehouse, read_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 EXPERIMENT_NAMES = ("experiment", "experiment_id", "test", "test_id")
@@ -116,6 +108,18 @@ def read_experiments(
     """
     if experiment is not None and not isinstance(experiment, str):
         raise InvalidArgumentError(f"experiment must be a column name (a string), got {experiment!r}")
+    if is_warehouse(data):
+        return _read_warehouse(
+            data,
+            experiment=experiment,
+            segment=segment,
+            arm=arm,
+            outcome=outcome,
+            trials=trials,
+            successes=successes,
+            table=table,
+            query=query,
+        )
     place: dict[str, str | None] = {"table": table, "query": query}
     names, source, column = _experiment_names(data, experiment, place)
     segments = [segment] if isinstance(segment, str) else list(segment or [])
@@ -167,3 +171,24 @@ def _split(everything: Cells, name: str, column: str, segments: list[str]) -> Ce
         return None
     rows = int(mine["trials"].sum()) if everything.form == "units" else len(mine)
     return dataclasses.replace(everything, table=mine, segment_columns=tuple(segments), input_rows=rows)
+
+
+def _read_warehouse(data: Any, *, experiment: str | None, **columns: Any) -> ExperimentsRead:
+    """Every experiment of a database table: one ``GROUP BY`` inside the database, then the cells checked here."""
+    read = read_warehouse(data, experiment=experiment, experiment_names=EXPERIMENT_NAMES, **columns)
+    column = str(read.experiment)
+    if column in read.roles.segments:
+        raise InvalidArgumentError(f"column {column!r} cannot be both the experiment and a segment")
+    refused = [Experiment(name, None, reason) for name, reason in read.refused.items()]
+    found: list[Experiment] = []
+    if len(read.frame.frame):
+        local = read_experiments(
+            read.frame,
+            experiment=column,
+            segment=list(read.roles.segments) or None,
+            arm=read.roles.arm,
+            **read.count_columns,
+        )
+        found = [dataclasses.replace(e, cells=read.finish(e.cells)) if e.cells else e for e in local.experiments]
+    ordered = sorted(found + refused, key=lambda e: _natural_key(e.name))
+    return ExperimentsRead(ordered, read.frame.name, column)

@@ -13,6 +13,7 @@ from abpool.cli import (  # noqa: F401  (each module registers its command)
     report,
     segments,
     simulate,
+    sql,
     variants,
 )
 from abpool.cli._app import app, run

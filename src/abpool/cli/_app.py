@@ -44,11 +44,26 @@ if not stdout.is_terminal and "COLUMNS" not in os.environ:
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Data = Annotated[
-    Path,
+    str,
     typer.Argument(
         metavar="DATA",
-        help="CSV, TSV, Parquet or JSON file (or a DuckDB database, in batch): unit rows or aggregated cells.",
+        help=(
+            "Unit rows or aggregated cells: a CSV, TSV, Parquet or JSON file, a glob of many ('days/*.parquet'), "
+            "a DuckDB database or a PostgreSQL connection string (postgresql://USER@HOST/DB) with --table/--query."
+        ),
         show_default=False,
+    ),
+]
+TableOpt = Annotated[
+    str | None,
+    typer.Option("--table", metavar="NAME", help="With a DuckDB database or PostgreSQL: the table to read."),
+]
+QueryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--query",
+        metavar="SQL",
+        help="With a DuckDB database or PostgreSQL: a query, run there, whose rows are the data.",
     ),
 ]
 ArmOpt = Annotated[
@@ -178,11 +193,24 @@ def parse_split(text: str | None) -> dict[str, float] | list[float] | None:
         raise AbpoolError(f"--split must be weights such as A=50,B=50 or 50,50, got {text!r}") from None
 
 
+def _read_database(data: str, options: dict[str, Any], *, table: str | None, query: str | None) -> Any:
+    """A database (DuckDB file or PostgreSQL) read to cells here, where --table/--query apply; else ``data``."""
+    from abpool.data import load_cells
+    from abpool.data.warehouse import is_warehouse
+
+    if table is None and query is None and not is_warehouse(data):
+        return data
+    roles = ("arm", "outcome", "trials", "successes", "segment", "control")
+    return load_cells(data, table=table, query=query, **{k: options[k] for k in roles if options.get(k) is not None})
+
+
 def analyse_and_emit(
     model: str,
-    data: Path,
+    data: str,
     options: dict[str, Any],
     *,
+    table: str | None = None,
+    query: str | None = None,
     as_json: bool,
     out: Path | None,
     allow_unconverged: bool,
@@ -226,6 +254,7 @@ def analyse_and_emit(
         if "split" in options:
             options = {**options, "split": parse_split(options["split"])}
         with spinner:
+            data = _read_database(data, options, table=table, query=query)
             # The CLI judges convergence itself, in one line, after printing the diagnostics.
             result = model_entry(model).fit(data, **options, on_unconverged="ignore")
         if calibrate:

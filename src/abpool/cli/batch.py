@@ -22,9 +22,11 @@ from abpool.cli._app import (
     ControlOpt,
     Data,
     OutcomeOpt,
+    QueryOpt,
     SeedOpt,
     SegmentOpt,
     SuccessesOpt,
+    TableOpt,
     TrialsOpt,
     app,
     fail,
@@ -56,13 +58,8 @@ def batch(
     trials: TrialsOpt = None,
     successes: SuccessesOpt = None,
     control: ControlOpt = None,
-    table: Annotated[
-        str | None, typer.Option("--table", metavar="NAME", help="With a .duckdb database: the table to read.")
-    ] = None,
-    query: Annotated[
-        str | None,
-        typer.Option("--query", metavar="SQL", help="With a .duckdb database: a query whose rows are the data."),
-    ] = None,
+    table: TableOpt = None,
+    query: QueryOpt = None,
     prior: AnyPriorOpt = None,
     draws: AnyDrawsOpt = None,
     threshold: AnyThresholdOpt = None,
@@ -83,6 +80,14 @@ def batch(
         bool, typer.Option("--force", help="Refit experiments whose data and settings are unchanged.")
     ] = False,
     no_reports: Annotated[bool, typer.Option("--no-reports", help="Skip each experiment's HTML report.")] = False,
+    results_table: Annotated[
+        str | None,
+        typer.Option(
+            "--results-table",
+            metavar="NAME",
+            help="Also write the results table into the source database (DuckDB or PostgreSQL) as NAME.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Print a line per experiment as it finishes.")] = False,
 ) -> None:
     """Fit every experiment of a table: segments with --segment, else variants.
@@ -113,6 +118,7 @@ def batch(
                 scheduler=dask,
                 force=force,
                 reports=not no_reports,
+                database_table=results_table,
                 progress=report,
                 **options,
             )
@@ -131,6 +137,8 @@ def batch(
         if row.status != "ok":
             print(f"abpool: {row.status}: {row.experiment}: {row.reason}", file=sys.stderr)
     print(f"saved: {done.out / 'results.parquet'}, {done.out / 'index.html'}")
+    if done.database_table is not None:
+        print(f"results table: {done.database_table}")
     raise typer.Exit(code=done.exit_code)
 
 

@@ -1,61 +1,56 @@
-"""Reading, validating and aggregating experiment data with DuckDB.
+"""Files, DataFrames and DuckDB databases read and aggregated to cells inside DuckDB.
 
-Two long forms are accepted, auto-detected from the column names:
-
-* **unit rows** — one row per user: an arm column, optional segment columns and
-  a binary outcome (0/1 or true/false);
-* **aggregated cells** — one row per (segment, arm): an arm column, optional
-  segment columns, ``trials`` and ``successes``.
-
-Files (CSV, TSV, Parquet, JSON) are read and aggregated by DuckDB in SQL, so a
-file of ten million unit rows becomes a handful of cells without passing
-through pandas. Every problem is reported as one :class:`InvalidDataError`
-line naming the column, row and value at fault.
+A file (CSV, TSV, Parquet, JSON, or a glob of many) or a DuckDB database is
+read lazily as a view and unit rows are aggregated in one streaming pass, with
+the validation counted in the same query; only when a row must be named is the
+source read again with row numbers. Every problem is one
+:class:`~abpool.errors.InvalidDataError` line naming the column, row and value.
 
 Examples
 --------
 >>> import pandas as pd
->>> frame = pd.DataFrame({"variant": ["A", "B"], "trials": [100, 100], "successes": [30, 50]})
->>> cells = load_cells(frame)
->>> cells.arms
-('A', 'B')
->>> cells.table[["arm", "trials", "successes"]].to_dict("list")
-{'arm': ['A', 'B'], 'trials': [100, 100], 'successes': [30, 50]}
+>>> units = pd.DataFrame({"arm": ["A", "A", "B"], "converted": [1, 0, 1]})
+>>> read_local(units).table.to_dict("list")
+{'arm': ['A', 'B'], 'trials': [2, 1], 'successes': [1, 1]}
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
-import hashlib
-import json
-import numbers
-import re
+import glob
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from abpool.data.cells import MAX_COUNT, Cells, _natural_key, resolve_roles
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
-ARM_NAMES = ("variant", "arm", "group", "treated", "treatment")
-TRIALS_NAMES = ("trials", "n", "users", "visitors")
-SUCCESSES_NAMES = ("successes", "conversions", "converted_users")
-OUTCOME_NAMES = ("outcome", "success", "converted", "conversion")
+
+@dataclass(frozen=True)
+class NamedFrame:
+    """A DataFrame read on behalf of another source (a database's rows), named as that source in messages.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+    name : str
+        How messages name the source, e.g. ``postgresql://me@db/shop table 'events'``.
+    """
+
+    frame: pd.DataFrame
+    name: str
+
+
+LocalSource = pd.DataFrame | str | Path | NamedFrame
 
 # The row-number column abpool adds to the source; renamed when the data already has a column so named.
 _ROW = "__abpool_row"
-# Counts beyond this are refused: float64 represents every integer up to 2^53 ≈ 9.0e15 exactly, and
-# the engines, the tests and the sums over cells stay exact below it.
-MAX_COUNT = 10**15
-# Joins the values of several segment columns into one label, for display.
-SEGMENT_SEPARATOR = " / "
-_DIGITS = re.compile(r"(\d+)")
 # Characters that DuckDB's file readers take as a glob pattern.
 _GLOB = set("*?[]{}")
 _READERS = {
@@ -70,93 +65,6 @@ _READERS = {
     ".duckdb": "duckdb",
     ".ddb": "duckdb",
 }
-
-DataSource = Union[pd.DataFrame, str, Path, "Cells"]
-
-
-@dataclass(frozen=True)
-class Cells:
-    """Experiment data aggregated to one row per (segment, arm).
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        Columns: one per segment column (as strings), then ``arm`` (string),
-        ``trials`` and ``successes`` (int64), in order of first appearance.
-    segment_columns : tuple of str
-        Names of the segment columns in the source (empty for a plain A/B/n test).
-    arm_column : str
-        Name of the arm column in the source.
-    form : {"units", "cells"}
-        Which long form the source was in.
-    source : str
-        Where the data came from (a path or ``"DataFrame"``).
-    input_rows : int
-        Rows read from the source.
-    outcome_column, trials_column, successes_column : str or None
-        The source's columns read as the outcome (unit rows) or as the counts (cells).
-    """
-
-    table: pd.DataFrame
-    segment_columns: tuple[str, ...]
-    arm_column: str
-    form: Literal["units", "cells"]
-    source: str
-    input_rows: int
-    outcome_column: str | None = None
-    trials_column: str | None = None
-    successes_column: str | None = None
-
-    @property
-    def arms(self) -> tuple[str, ...]:
-        """Arm labels in order of first appearance."""
-        return tuple(dict.fromkeys(self.table["arm"]))
-
-    def segment_labels(self) -> list[str]:
-        """One label per row of :attr:`table`: its segment values joined by ``" / "``.
-
-        The join is for display, and it stays one-to-one: when two different
-        segments would read alike (``('A / B', 'C')`` and ``('A', 'B / C')``),
-        every value is quoted instead (``'A / B' / 'C'``).
-
-        Examples
-        --------
-        >>> import pandas as pd
-        >>> table = pd.DataFrame({"x": ["A / B", "A"], "y": ["C", "B / C"], "arm": ["t", "t"],
-        ...                       "trials": [1, 1], "successes": [0, 0]})
-        >>> Cells(table, ("x", "y"), "arm", "cells", "DataFrame", 2).segment_labels()
-        ["'A / B' / 'C'", "'A' / 'B / C'"]
-        """
-        columns = list(self.segment_columns)
-        if not columns:
-            return [""] * len(self.table)
-        keys = list(self.table[columns].astype(str).itertuples(index=False, name=None))
-        plain = [SEGMENT_SEPARATOR.join(key) for key in keys]
-        if len(set(plain)) == len(set(keys)):
-            return plain
-        return [SEGMENT_SEPARATOR.join(repr(value) for value in key) for key in keys]
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 of the aggregated cells: equal for unit rows and cells that agree."""
-        canonical = self.table.sort_values(list(self.table.columns[:-2])).to_dict("split")["data"]
-        payload = json.dumps({"columns": list(self.table.columns), "data": canonical}, default=int)
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-    def describe(self) -> dict[str, Any]:
-        """Return a JSON-ready description of the data (provenance)."""
-        return {
-            "source": self.source,
-            "form": self.form,
-            "input_rows": self.input_rows,
-            "arm_column": self.arm_column,
-            "segment_columns": list(self.segment_columns),
-            "outcome_column": self.outcome_column,
-            "trials_column": self.trials_column,
-            "successes_column": self.successes_column,
-            "cells": len(self.table),
-            "fingerprint": self.fingerprint,
-        }
 
 
 class _Source:
@@ -236,7 +144,7 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _open(con: _Source, data: DataSource) -> str:
+def _open(con: _Source, data: LocalSource) -> str:
     """Make the source readable as the view ``abpool_scan`` (nothing is copied); return its name.
 
     A file name is a file name: characters that DuckDB would read as a glob
@@ -253,12 +161,18 @@ def _open(con: _Source, data: DataSource) -> str:
             "SELECT * FROM abpool_frame", "the DataFrame cannot be read ({detail}); give each column a single type"
         )
         return "DataFrame"
+    if isinstance(data, NamedFrame):
+        con.con.register("abpool_frame", data.frame)
+        con.define("SELECT * FROM abpool_frame", f"{_braces(data.name)} cannot be read ({{detail}})")
+        return data.name
     if not isinstance(data, str | Path):
         raise InvalidArgumentError(
             "data must be a pandas DataFrame or a path to a CSV, Parquet, JSON or DuckDB file, "
             f"got {type(data).__name__}"
         )
     path = Path(data)
+    if not path.exists() and _GLOB & set(str(path)):
+        return _open_pattern(con, str(data))
     if not path.exists():
         raise InvalidDataError(f"{path}: no such file")
     if path.is_dir():
@@ -287,6 +201,40 @@ def _open(con: _Source, data: DataSource) -> str:
         (str(readable), str(path)),
     )
     return str(path)
+
+
+def _open_pattern(con: _Source, pattern: str) -> str:
+    """Every file a glob pattern matches (``data/*.parquet``, ``day=*/part-*.parquet``) read as one table.
+
+    Files are read in sorted order of name and matched by column name, so a
+    column added in later files is empty (NULL) in earlier ones.
+    """
+    files = sorted(name for name in glob.glob(pattern, recursive=True) if Path(name).is_file())
+    if not files:
+        raise InvalidDataError(f"{pattern}: no file matches the pattern")
+    kinds = {_READERS.get(Path(name).suffix.lower()) for name in files}
+    if len(kinds) > 1 or None in kinds or "duckdb" in kinds:
+        shown = ", ".join(sorted({Path(name).suffix or "(none)" for name in files}))
+        raise InvalidDataError(
+            f"{pattern} matches files of several or unknown types ({shown}); match only .csv, .parquet or .json files"
+        )
+    if con.table is not None or con.query is not None:
+        raise InvalidArgumentError(f"table and query apply to a DuckDB database file (.duckdb), not to {pattern}")
+    empty = next((name for name in files if Path(name).stat().st_size == 0), None)
+    if empty is not None:
+        raise InvalidDataError(f"{empty} (matched by {pattern}): the file is empty")
+    kind = kinds.pop()
+    reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[kind]
+    options = ", header = true, union_by_name = true" if kind == "csv" else ""
+    if kind == "parquet":
+        options = ", union_by_name = true"
+    listed = "[" + ", ".join(_literal(name) for name in files) + "]"
+    shown = f"{pattern} ({len(files):,} files)"
+    con.define(
+        f"SELECT * FROM {reader}({listed}{options})",
+        f"{_braces(shown)}: cannot be read as {kind.upper()} ({{detail}})",
+    )
+    return shown
 
 
 def _open_database(con: _Source, path: Path) -> str:
@@ -325,39 +273,6 @@ def _literal_path(path: Path) -> Iterator[Path]:
         link = Path(directory) / f"data{path.suffix.lower()}"
         link.symlink_to(path.resolve())
         yield link
-
-
-def _resolve(
-    columns: Sequence[str],
-    wanted: str | None,
-    defaults: Sequence[str],
-    role: str,
-    flag: str,
-    source: str,
-    required: bool = True,
-) -> str | None:
-    """Find the column for one role: the user's name, else a default name."""
-    if wanted is not None:
-        if wanted in columns:
-            return wanted
-        folded = [c for c in columns if c.lower() == wanted.lower()]
-        if len(folded) == 1:
-            return folded[0]
-        close = difflib.get_close_matches(wanted, columns, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise InvalidDataError(
-            f"{role} column {wanted!r} (given by {flag}) not found in {source}{hint} Columns are: {', '.join(columns)}"
-        )
-    lowered = {c.lower(): c for c in columns}
-    for name in defaults:
-        if name in lowered:
-            return lowered[name]
-    if required:
-        raise InvalidDataError(
-            f"no {role} column in {source}: name it with {flag} "
-            f"(looked for {', '.join(defaults)}; columns are: {', '.join(columns)})"
-        )
-    return None
 
 
 def _fetchone(con: duckdb.DuckDBPyConnection, sql: str) -> tuple | None:
@@ -539,92 +454,19 @@ def _aggregated_cells(con, arm: str, segments: Sequence[str], trials: str, succe
     ).df()
 
 
-def load_cells(
-    data: DataSource,
+def read_local(
+    data: LocalSource,
     *,
-    arm: str | None = None,
-    outcome: str | None = None,
-    trials: str | None = None,
-    successes: str | None = None,
-    segment: str | Sequence[str] | None = None,
-    control: str | None = None,
+    where: str | None = None,
     table: str | None = None,
     query: str | None = None,
+    **columns: Any,
 ) -> Cells:
-    """Read experiment data and aggregate it to cells, validating everything.
+    """:func:`abpool.data.load_cells` of a file, DataFrame or DuckDB database, for the rows meeting ``where``.
 
-    Parameters
-    ----------
-    data : pandas.DataFrame, path or Cells
-        A DataFrame, or a ``.csv``/``.tsv``/``.parquet``/``.json`` file; a
-        :class:`Cells` (already read and validated) passes through.
-    arm : str, optional
-        Arm column; default: the first of ``variant``, ``arm``, ``group``,
-        ``treated``, ``treatment`` present.
-    outcome : str, optional
-        Binary outcome column of unit rows; default: ``outcome``, ``success``,
-        ``converted`` or ``conversion``.
-    trials, successes : str, optional
-        Count columns of aggregated cells; defaults ``trials``/``n`` and
-        ``successes``/``conversions``.
-    segment : str or sequence of str, optional
-        Segment column(s); several columns combine into one segment.
-    control : str, optional
-        Control arm label; checked to exist.
-    table, query : str, optional
-        With a DuckDB database file (``.duckdb``): the table to read, or a SQL
-        query over its tables whose rows are the data (one of the two). The
-        database is opened read-only and the aggregation runs inside DuckDB.
-
-    Returns
-    -------
-    Cells
-
-    Raises
-    ------
-    InvalidDataError
-        With a one-line message naming the column, row or value at fault.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> units = pd.DataFrame({"arm": ["A", "A", "B", "B"], "converted": [1, 0, 1, 1]})
-    >>> load_cells(units).table.to_dict("list")
-    {'arm': ['A', 'B'], 'trials': [2, 2], 'successes': [1, 2]}
-    >>> load_cells(units, control="C")
-    Traceback (most recent call last):
-    ...
-    abpool.errors.InvalidDataError: control arm 'C' is not in column 'arm'; arms are: 'A', 'B'
-    """
-    if isinstance(data, Cells):
-        # Already read and validated (a simulation, a batch): only the requested roles are checked.
-        wanted = [segment] if isinstance(segment, str) else list(segment or [])
-        if wanted and wanted != list(data.segment_columns):
-            raise InvalidArgumentError(f"segment must be {list(data.segment_columns)} for these cells, got {wanted!r}")
-        if control is not None and str(control) not in data.arms:
-            listed = ", ".join(repr(a) for a in data.arms[:20])
-            raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
-        return data
-    return read_cells(
-        data,
-        table=table,
-        query=query,
-        arm=arm,
-        outcome=outcome,
-        trials=trials,
-        successes=successes,
-        segment=segment,
-        control=control,
-    )
-
-
-def read_cells(
-    data: DataSource, *, where: str | None = None, table: str | None = None, query: str | None = None, **columns: Any
-) -> Cells:
-    """:func:`load_cells` of the rows of ``data`` that meet the SQL condition ``where`` (all rows by default).
-
-    Row numbers in messages still count rows of the whole source. This is how
-    a batch reads one experiment of a table (:mod:`abpool.batch`).
+    ``where`` is a DuckDB SQL condition (all rows by default). Row numbers in
+    messages still count rows of the whole source: this is how a batch reads
+    one experiment of a table (:mod:`abpool.batch`).
     """
     with connection(where=where, table=table, query=query) as source:
         return _load(source, data, **columns)
@@ -655,36 +497,13 @@ def _load(con, data, *, arm=None, outcome=None, trials=None, successes=None, seg
     if _fetchone(con, "SELECT 1 FROM abpool_scan LIMIT 1") is None:
         raise InvalidDataError(f"{source} has a header but no data rows")
 
-    for name, value in (("arm", arm), ("outcome", outcome), ("trials", trials), ("successes", successes)):
-        if value is not None and not isinstance(value, str):
-            raise InvalidArgumentError(f"{name} must be a column name (a string), got {value!r}")
-    if segment is None or isinstance(segment, str):
-        segments_wanted = [] if segment is None else [segment]
-    elif isinstance(segment, Sequence) and all(isinstance(s, str) for s in segment):
-        segments_wanted = list(segment)
-    else:
-        raise InvalidArgumentError(f"segment must be a column name or a list of column names, got {segment!r}")
-    if len(set(segments_wanted)) < len(segments_wanted):
-        raise InvalidArgumentError(f"segment must name each column once, got {segments_wanted!r}")
-    segment_cols = [_resolve(columns, s, (), "segment", "--segment", source) for s in segments_wanted]
-    arm_col = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", source)
-    if arm_col in segment_cols:
-        raise InvalidArgumentError(f"column {arm_col!r} cannot be both the arm and a segment")
-
-    cells_form = trials is not None or successes is not None
-    if cells_form or outcome is None:
-        trials_col = _resolve(columns, trials, TRIALS_NAMES, "trials", "--trials", source, required=cells_form)
-        successes_col = _resolve(
-            columns, successes, SUCCESSES_NAMES, "successes", "--successes", source, required=cells_form
-        )
-        if trials_col is not None and successes_col is None:
-            successes_col = _resolve(columns, None, SUCCESSES_NAMES, "successes", "--successes", source)
-        if successes_col is not None and trials_col is None:
-            trials_col = _resolve(columns, None, TRIALS_NAMES, "trials", "--trials", source)
-    else:
-        trials_col = successes_col = None
+    roles = resolve_roles(
+        columns, source, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment
+    )
+    arm_col, segment_cols = roles.arm, list(roles.segments)
+    trials_col, successes_col = roles.trials, roles.successes
     outcome_col = None
-    if trials_col is not None and successes_col is not None:
+    if roles.form == "cells":
         form: Literal["units", "cells"] = "cells"
         # Aggregated cells are few: copied with row numbers, every check can name its row.
         con.numbered()
@@ -693,14 +512,7 @@ def _load(con, data, *, arm=None, outcome=None, trials=None, successes=None, seg
             _check_not_null(con, col, "segment" if col in segment_cols else "arm", source)
         table = _aggregated_cells(con, arm_col, segment_cols, trials_col, successes_col, source)
     else:
-        outcome_col = _resolve(
-            columns, outcome, OUTCOME_NAMES, "outcome", "--outcome", source, required=outcome is not None
-        )
-        if outcome_col is None:
-            raise InvalidDataError(
-                f"cannot tell the outcome in {source}: pass --outcome COL for unit rows (0/1 per user) "
-                f"or --trials COL --successes COL for aggregated counts; columns are: {', '.join(columns)}"
-            )
+        outcome_col = roles.outcome
         form = "units"
         table = _aggregate_units(con, arm_col, segment_cols, outcome_col, source)
         n_rows = int(table["trials"].sum())
@@ -741,11 +553,6 @@ def _load(con, data, *, arm=None, outcome=None, trials=None, successes=None, seg
     )
 
 
-def _natural_key(label: Any) -> tuple:
-    """Sort key that orders ``B2`` before ``B10`` (digits compare as numbers)."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(str(label)) if part)
-
-
 def _sorted_cells(table: pd.DataFrame, segments: Sequence[str]) -> pd.DataFrame:
     """Cells in sorted order of segment, then arm (digits compared as numbers)."""
     keys = [*segments, "arm"]
@@ -764,59 +571,3 @@ def _check_distinct_labels(labels: pd.Series, column: str, source: str) -> None:
             f"column {column!r} in {source} has labels that differ only by spaces or case: "
             f"{', '.join(repr(label) for label in group)}; make them identical, or clearly different"
         )
-
-
-def cells_from_counts(
-    successes: Sequence[int] | np.ndarray,
-    trials: Sequence[int] | np.ndarray,
-    names: Sequence[str] | None = None,
-) -> Cells:
-    """Build validated cells from per-variant count arrays.
-
-    Examples
-    --------
-    >>> cells_from_counts([30, 50], [100, 100]).arms
-    ('A', 'B')
-    """
-    successes = _count_array(successes, "successes")
-    trials = _count_array(trials, "trials")
-    if len(successes) != len(trials):
-        raise InvalidArgumentError(
-            f"successes has {len(successes)} values but trials has {len(trials)}; give one of each per variant"
-        )
-    if names is None:
-        names = [_default_name(i) for i in range(len(trials))]
-    if isinstance(names, str) or not all(isinstance(n, str | int | np.integer) for n in names):
-        raise InvalidArgumentError(f"names must be a list of labels, one per variant, got {names!r}")
-    names = [str(n) for n in names]
-    if len(names) != len(trials):
-        raise InvalidArgumentError(f"names has {len(names)} values but there are {len(trials)} variants")
-    frame = pd.DataFrame({"variant": names, "trials": trials, "successes": successes})
-    return load_cells(frame)
-
-
-def _count_array(values: Any, name: str) -> list[int]:
-    """A flat sequence of whole, non-negative counts up to ``MAX_COUNT``, as Python ints."""
-    array = np.asarray(values, dtype=object)
-    if array.ndim != 1:
-        raise InvalidArgumentError(
-            f"{name} must be a flat sequence of counts, one per variant, got an array of shape {array.shape}"
-        )
-    counts = []
-    for value in array:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
-            raise InvalidArgumentError(f"{name} must hold whole numbers, got {value!r}")
-        count = int(value)
-        if not 0 <= count <= MAX_COUNT:
-            raise InvalidArgumentError(f"{name} must hold counts between 0 and 10^15, got {count}")
-        counts.append(count)
-    return counts
-
-
-def _default_name(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        letters = chr(65 + rem) + letters
-    return letters

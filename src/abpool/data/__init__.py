@@ -1,0 +1,220 @@
+"""Reading, validating and aggregating experiment data: files with DuckDB, databases where they live.
+
+Two long forms are accepted, auto-detected from the column names:
+
+* **unit rows** — one row per user: an arm column, optional segment columns and
+  a binary outcome (0/1 or true/false);
+* **aggregated cells** — one row per (segment, arm): an arm column, optional
+  segment columns, ``trials`` and ``successes``.
+
+Files (CSV, TSV, Parquet, JSON, globs of many), DataFrames and DuckDB
+databases are read and aggregated by DuckDB in SQL (:mod:`abpool.data.local`),
+so a file of ten million unit rows becomes a handful of cells without passing
+through pandas. PostgreSQL, and any warehouse through an Ibis table, aggregate
+inside the database (:mod:`abpool.data.warehouse`). Every problem is reported
+as one :class:`InvalidDataError` line naming the column, row and value at fault.
+
+Examples
+--------
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"variant": ["A", "B"], "trials": [100, 100], "successes": [30, 50]})
+>>> cells = load_cells(frame)
+>>> cells.arms
+('A', 'B')
+>>> cells.table[["arm", "trials", "successes"]].to_dict("list")
+{'arm': ['A', 'B'], 'trials': [100, 100], 'successes': [30, 50]}
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from abpool.data.cells import (
+    ARM_NAMES,
+    MAX_COUNT,
+    OUTCOME_NAMES,
+    SEGMENT_SEPARATOR,
+    SUCCESSES_NAMES,
+    TRIALS_NAMES,
+    Cells,
+)
+from abpool.data.local import read_local
+from abpool.data.warehouse import is_warehouse, read_warehouse_cells
+from abpool.errors import InvalidArgumentError, InvalidDataError
+
+# A DataFrame; a path, a glob pattern or a PostgreSQL connection string; validated Cells; or an Ibis table.
+DataSource = pd.DataFrame | str | Path | Cells | Any
+
+
+def load_cells(
+    data: DataSource,
+    *,
+    arm: str | None = None,
+    outcome: str | None = None,
+    trials: str | None = None,
+    successes: str | None = None,
+    segment: str | Sequence[str] | None = None,
+    control: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+) -> Cells:
+    """Read experiment data and aggregate it to cells, validating everything.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, path, connection string, Ibis table or Cells
+        A DataFrame; a ``.csv``/``.tsv``/``.parquet``/``.json`` file or a glob
+        pattern matching many (``days/*.parquet``); a DuckDB database file; a
+        PostgreSQL connection string (``postgresql://user@host/db``); an Ibis
+        table on any warehouse. A :class:`Cells` (already read and validated)
+        passes through.
+    arm : str, optional
+        Arm column; default: the first of ``variant``, ``arm``, ``group``,
+        ``treated``, ``treatment`` present.
+    outcome : str, optional
+        Binary outcome column of unit rows; default: ``outcome``, ``success``,
+        ``converted`` or ``conversion``.
+    trials, successes : str, optional
+        Count columns of aggregated cells; defaults ``trials``/``n`` and
+        ``successes``/``conversions``.
+    segment : str or sequence of str, optional
+        Segment column(s); several columns combine into one segment.
+    control : str, optional
+        Control arm label; checked to exist.
+    table, query : str, optional
+        With a DuckDB database file (``.duckdb``) or a PostgreSQL connection
+        string: the table to read, or a SQL query over its tables whose rows are
+        the data (one of the two). The aggregation runs inside the database
+        (a DuckDB file is opened read-only; see :mod:`abpool.data.warehouse`).
+
+    Returns
+    -------
+    Cells
+
+    Raises
+    ------
+    InvalidDataError
+        With a one-line message naming the column, row or value at fault.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> units = pd.DataFrame({"arm": ["A", "A", "B", "B"], "converted": [1, 0, 1, 1]})
+    >>> load_cells(units).table.to_dict("list")
+    {'arm': ['A', 'B'], 'trials': [2, 2], 'successes': [1, 2]}
+    >>> load_cells(units, control="C")
+    Traceback (most recent call last):
+    ...
+    abpool.errors.InvalidDataError: control arm 'C' is not in column 'arm'; arms are: 'A', 'B'
+    """
+    if isinstance(data, Cells):
+        # Already read and validated (a simulation, a batch): only the requested roles are checked.
+        wanted = [segment] if isinstance(segment, str) else list(segment or [])
+        if wanted and wanted != list(data.segment_columns):
+            raise InvalidArgumentError(f"segment must be {list(data.segment_columns)} for these cells, got {wanted!r}")
+        if control is not None and str(control) not in data.arms:
+            listed = ", ".join(repr(a) for a in data.arms[:20])
+            raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
+        return data
+    return read_cells(
+        data,
+        table=table,
+        query=query,
+        arm=arm,
+        outcome=outcome,
+        trials=trials,
+        successes=successes,
+        segment=segment,
+        control=control,
+    )
+
+
+def read_cells(
+    data: DataSource, *, where: str | None = None, table: str | None = None, query: str | None = None, **columns: Any
+) -> Cells:
+    """:func:`load_cells` of any source; for a file, DataFrame or DuckDB database, of the rows meeting ``where``.
+
+    ``where`` is a DuckDB SQL condition (see :func:`abpool.data.local.read_local`).
+    """
+    if is_warehouse(data):
+        if where is not None:
+            raise InvalidArgumentError("where applies to files and DuckDB databases, not to a database server")
+        return read_warehouse_cells(data, table=table, query=query, **columns)
+    return read_local(data, where=where, table=table, query=query, **columns)
+
+
+def cells_from_counts(
+    successes: Sequence[int] | np.ndarray,
+    trials: Sequence[int] | np.ndarray,
+    names: Sequence[str] | None = None,
+) -> Cells:
+    """Build validated cells from per-variant count arrays.
+
+    Examples
+    --------
+    >>> cells_from_counts([30, 50], [100, 100]).arms
+    ('A', 'B')
+    """
+    successes = _count_array(successes, "successes")
+    trials = _count_array(trials, "trials")
+    if len(successes) != len(trials):
+        raise InvalidArgumentError(
+            f"successes has {len(successes)} values but trials has {len(trials)}; give one of each per variant"
+        )
+    if names is None:
+        names = [_default_name(i) for i in range(len(trials))]
+    if isinstance(names, str) or not all(isinstance(n, str | int | np.integer) for n in names):
+        raise InvalidArgumentError(f"names must be a list of labels, one per variant, got {names!r}")
+    names = [str(n) for n in names]
+    if len(names) != len(trials):
+        raise InvalidArgumentError(f"names has {len(names)} values but there are {len(trials)} variants")
+    frame = pd.DataFrame({"variant": names, "trials": trials, "successes": successes})
+    return load_cells(frame)
+
+
+def _count_array(values: Any, name: str) -> list[int]:
+    """A flat sequence of whole, non-negative counts up to ``MAX_COUNT``, as Python ints."""
+    array = np.asarray(values, dtype=object)
+    if array.ndim != 1:
+        raise InvalidArgumentError(
+            f"{name} must be a flat sequence of counts, one per variant, got an array of shape {array.shape}"
+        )
+    counts = []
+    for value in array:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+            raise InvalidArgumentError(f"{name} must hold whole numbers, got {value!r}")
+        count = int(value)
+        if not 0 <= count <= MAX_COUNT:
+            raise InvalidArgumentError(f"{name} must hold counts between 0 and 10^15, got {count}")
+        counts.append(count)
+    return counts
+
+
+def _default_name(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+__all__ = [
+    "ARM_NAMES",
+    "MAX_COUNT",
+    "OUTCOME_NAMES",
+    "SEGMENT_SEPARATOR",
+    "SUCCESSES_NAMES",
+    "TRIALS_NAMES",
+    "Cells",
+    "DataSource",
+    "cells_from_counts",
+    "load_cells",
+    "read_cells",
+]
