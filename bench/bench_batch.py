@@ -1,8 +1,9 @@
 """Benchmark of ``abpool batch``: many experiments in-process, on a process pool and on a Dask LocalCluster.
 
 Writes ``bench/results/batch.md``. Each row is one whole ``abpool batch`` process (``--no-reports``: every
-experiment's run is still saved), measured from outside (``os.wait4``): wall seconds and peak resident memory
-of the main process (workers are separate processes), and experiments fitted per second.
+experiment's run is still saved, unless the row says ``--no-runs``), measured from outside (``os.wait4``): wall
+seconds and peak resident memory of the main process (workers are separate processes), and experiments fitted per
+second.
 
 Targets on this 2-core machine: 1,000 variant experiments (4 arms each) in under 20 s; segments experiments
 (8 segments × 2 arms) at 0.5 s each or less after the first compile of a shape.
@@ -94,6 +95,9 @@ def main() -> None:
             ("in-process", []),
             ("pool, 2 workers", ["--workers", "2"]),
             ("Dask LocalCluster, 2 workers", ["--dask", "local", "--workers", "2"]),
+            # Results table, index and records only: no draws or JSON per experiment.
+            ("in-process, --no-runs", ["--no-runs"]),
+            ("pool, 2 workers, --no-runs", ["--workers", "2", "--no-runs"]),
         ]
         for label, data, count, options in cases:
             for number, (engine, flags) in enumerate(engines):

@@ -168,3 +168,21 @@ def test_a_rerun_without_a_seed_resumes_with_the_first_runs_seed(tmp_path) -> No
     recorded = json.loads((tmp_path / "batch.json").read_text())["seed"]
     assert analyze_batch(table, out=tmp_path, reports=False, seed=recorded).fitted == 0
     assert analyze_batch(table, out=tmp_path, reports=False, seed=recorded + 1).fitted == 3
+
+
+def test_without_runs_the_numbers_are_the_same_and_a_result_is_refitted_on_demand(tmp_path) -> None:
+    table = cells_table(experiments=3)
+    saved = analyze_batch(table, experiment="experiment", out=tmp_path / "runs", seed=5, reports=False)
+    lean = analyze_batch(table, experiment="experiment", out=tmp_path / "lean", seed=5, runs=False)
+    pd.testing.assert_frame_equal(saved.table, lean.table)
+    assert not [p for p in (tmp_path / "lean" / "experiments").iterdir() if p.is_dir()]
+    assert "report.html" not in (tmp_path / "lean" / "index.html").read_text(encoding="utf-8")
+    loaded, refitted = saved.result("e1"), lean.result("e1")
+    pd.testing.assert_frame_equal(loaded.summary(), refitted.summary())
+    assert refitted.cells.fingerprint == loaded.cells.fingerprint
+    again = analyze_batch(table, experiment="experiment", out=tmp_path / "lean", seed=5, runs=False)
+    assert (again.fitted, again.reused) == (0, 3)
+    # Asked for the runs later, each experiment is fitted again to write them.
+    full = analyze_batch(table, experiment="experiment", out=tmp_path / "lean", seed=5, reports=False)
+    assert (full.fitted, full.reused) == (3, 0)
+    pd.testing.assert_frame_equal(full.table, saved.table)

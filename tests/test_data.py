@@ -273,3 +273,19 @@ def test_a_duckdb_database_table_or_query(tmp_path, rng) -> None:
         assert message in str(caught.value) and "\n" not in str(caught.value)
     with pytest.raises(InvalidArgumentError, match="table and query apply to a DuckDB database file"):
         load_cells(tmp_path / "units.parquet", table="events")
+
+
+@pytest.mark.parametrize("name", ["arm", "trials", "successes", "Trials"])
+def test_a_segment_named_like_a_cells_column_is_refused_in_one_line(name):
+    frame = pd.DataFrame({"variant": ["A", "B", "A", "B"], name: ["x", "x", "y", "y"], "converted": [1, 0, 1, 1]})
+    with pytest.raises(InvalidArgumentError, match=f"segment column '{name}' has a name abpool's cells use"):
+        load_cells(frame, arm="variant", segment=name, outcome="converted")
+
+
+@pytest.mark.parametrize("name", ["bad", "__abpool_n", "n"])
+def test_a_segment_may_share_a_name_with_abpools_internal_sql(name):
+    frame = pd.DataFrame({"variant": ["A", "B", "A", "B"], name: ["x", "x", "y", "y"], "converted": [1, 0, 1, 1]})
+    cells = load_cells(frame, arm="variant", segment=name, outcome="converted")
+    assert cells.table[[name, "arm", "trials", "successes"]].values.tolist() == [
+        ["x", "A", 1, 1], ["x", "B", 1, 0], ["y", "A", 1, 1], ["y", "B", 1, 1],
+    ]  # fmt: skip

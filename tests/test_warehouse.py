@@ -342,3 +342,19 @@ def test_the_readmes_postgres_examples_run_against_a_real_server(server, tmp_pat
     assert ran == 2
     with psycopg.connect(server.url) as con:
         assert con.execute("SELECT count(DISTINCT experiment) FROM abpool_results").fetchone()[0] == 12
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT * FROM events; DROP TABLE events",
+        "WITH gone AS (DELETE FROM events RETURNING *) SELECT * FROM gone",
+    ],
+)
+def test_a_query_source_cannot_change_the_database(server, seed, query):
+    frame = _units(seed, experiments=1)
+    _load(server, frame, "events")
+    with pytest.raises(InvalidDataError, match=r"\(the query\) cannot be read"):
+        load_cells(server.url, query=query)
+    with psycopg.connect(server.url) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == len(frame)

@@ -832,7 +832,7 @@ class Result(ABC):
             "model_description": self.description,
             "settings": self.settings(),
             "prior": self.prior.describe(),
-            "data": {**self.cells.describe(), "table": self.cells.table.to_dict("list")},
+            "data": self.cells.to_record(),
             "arms": list(self.arms),
             "segments": list(self.segments),
             "grand_rate": self.grand_rate(),
@@ -918,22 +918,7 @@ def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
     try:
         settings = payload["settings"]
         data = payload["data"]
-        table = pd.DataFrame(data["table"])
-        for column in [*data["segment_columns"], "arm"]:
-            table[column] = table[column].astype(object).map(str)
-        for column in ("trials", "successes"):
-            table[column] = table[column].astype(np.int64)
-        cells = Cells(
-            table=table,
-            segment_columns=tuple(data["segment_columns"]),
-            arm_column=str(data["arm_column"]),
-            form=data["form"],
-            source=str(data["source"]),
-            input_rows=int(data["input_rows"]),
-            outcome_column=data.get("outcome_column"),
-            trials_column=data.get("trials_column"),
-            successes_column=data.get("successes_column"),
-        )
+        cells = Cells.from_record(data)
         split = settings["split"]
         fields = {
             "cells": cells,

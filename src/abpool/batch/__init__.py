@@ -83,6 +83,8 @@ class BatchResult:
     reused: int = 0
     seconds: float = 0.0
     database_table: str | None = None
+    model: str = "variants"
+    options: dict[str, Any] = field(default_factory=dict)
     _keep: Any = field(default=None, repr=False)
 
     def statuses(self) -> pd.DataFrame:
@@ -91,7 +93,13 @@ class BatchResult:
         return pd.DataFrame([{c: r.get(c) for c in columns} for r in self.records], columns=columns)
 
     def result(self, experiment: str) -> Any:
-        """The fitted result of one experiment, loaded from its saved run (nothing is refitted)."""
+        """The fitted result of one experiment: loaded from its saved run, or refitted when runs were not saved.
+
+        A refit uses the experiment's cells, seed and options from its record,
+        so it gives the same numbers as the batch did.
+        """
+        from abpool.data import Cells
+        from abpool.result import model_entry
         from abpool.store import load
 
         record = next((r for r in self.records if r["experiment"] == experiment), None)
@@ -100,7 +108,14 @@ class BatchResult:
             raise InvalidArgumentError(f"experiment must be one of {names}, got {experiment!r}")
         if record["status"] == REFUSED:
             raise InvalidArgumentError(f"experiment {experiment!r} was refused: {record['reason']}")
-        return load(self.out / EXPERIMENTS_DIR / experiment_key(experiment))
+        run = self.out / EXPERIMENTS_DIR / experiment_key(experiment)
+        if (run / "manifest.json").exists() or "cells" not in record:
+            return load(run)
+        cells = Cells.from_record(record["cells"])
+        columns = {"segment": list(cells.segment_columns)} if cells.segment_columns else {}
+        return model_entry(self.model).fit(
+            cells, **columns, **self.options, seed=int(record["seed"]), on_unconverged="ignore"
+        )
 
     @property
     def exit_code(self) -> int:
@@ -126,6 +141,7 @@ def analyze_batch(
     scheduler: str | None = None,
     force: bool = False,
     reports: bool = True,
+    runs: bool = True,
     database_table: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     **options: Any,
@@ -156,6 +172,11 @@ def analyze_batch(
         Refit experiments even when their data and settings are unchanged.
     reports : bool
         Write each experiment's HTML report (the index links to it).
+    runs : bool
+        Save each experiment's run (draws, JSON and report). ``False`` keeps
+        the results table, the index and one small record per experiment,
+        several times faster; :meth:`BatchResult.result` then refits an
+        experiment on demand, with the same numbers.
     database_table : str, optional
         Also write the results table into the source database (a DuckDB file
         or PostgreSQL) under this name, replacing only a table abpool wrote
@@ -208,7 +229,9 @@ def analyze_batch(
         if item.cells is None:
             records[item.name] = {"experiment": item.name, "status": REFUSED, "reason": item.refused, "rows": []}
             continue
-        task = Task(item.name, item.cells, model, options, experiment_seed(seed, item.name), directory, key, reports)
+        task = Task(
+            item.name, item.cells, model, options, experiment_seed(seed, item.name), directory, key, reports, runs
+        )
         stored = None if force else stored_record(task)
         if stored is None:
             tasks.append(task)
@@ -235,6 +258,8 @@ def analyze_batch(
         reused=reused,
         seconds=time.perf_counter() - start,
         database_table=written,
+        model=model,
+        options=options,
         _keep=keep,
     )
 

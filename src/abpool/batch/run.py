@@ -75,6 +75,8 @@ class Task:
     directory: Path
     settings: str
     report: bool = True
+    # False: only the record (with the cells, to refit on demand); no draws, JSON or report on disk.
+    save_run: bool = True
 
     @property
     def record_path(self) -> Path:
@@ -141,12 +143,16 @@ def fit_task(task: Task) -> dict[str, Any]:
         "key": experiment_key(task.name),
         "settings": task.settings,
         "data_fingerprint": task.cells.fingerprint,
+        "seed": task.seed,
     }
     try:
         result = model_entry(task.model).fit(
             task.cells, **columns, **task.options, seed=task.seed, on_unconverged="ignore"
         )
-        result.save(task.run_path, report=task.report, force=True)
+        if task.save_run:
+            result.save(task.run_path, report=task.report, force=True)
+        else:
+            record["cells"] = task.cells.to_record()
         rows = summary_rows(task.name, result)
         record |= {
             "status": rows[0]["status"],
@@ -172,7 +178,7 @@ def stored_record(task: Task) -> dict[str, Any] | None:
         record.get("settings") == task.settings
         and record.get("data_fingerprint") == task.cells.fingerprint
         and record.get("status") in (OK, UNCONVERGED)
-        and (task.run_path / "manifest.json").exists()
+        and ((task.run_path / "manifest.json").exists() or (not task.save_run and "cells" in record))
     )
     return record if unchanged else None
 

@@ -80,6 +80,13 @@ def batch(
         bool, typer.Option("--force", help="Refit experiments whose data and settings are unchanged.")
     ] = False,
     no_reports: Annotated[bool, typer.Option("--no-reports", help="Skip each experiment's HTML report.")] = False,
+    no_runs: Annotated[
+        bool,
+        typer.Option(
+            "--no-runs",
+            help="Keep only the results table, the index and a record per experiment (no draws or reports): faster.",
+        ),
+    ] = False,
     results_table: Annotated[
         str | None,
         typer.Option(
@@ -118,6 +125,7 @@ def batch(
                 scheduler=dask,
                 force=force,
                 reports=not no_reports,
+                runs=not no_runs,
                 database_table=results_table,
                 progress=report,
                 **options,

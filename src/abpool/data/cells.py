@@ -26,6 +26,8 @@ ARM_NAMES = ("variant", "arm", "group", "treated", "treatment")
 TRIALS_NAMES = ("trials", "n", "users", "visitors")
 SUCCESSES_NAMES = ("successes", "conversions", "converted_users")
 OUTCOME_NAMES = ("outcome", "success", "converted", "conversion")
+# The columns of a cells table besides the segments: a segment column cannot be named so.
+CELL_COLUMNS = ("arm", "trials", "successes")
 # Counts beyond this are refused: float64 represents every integer up to 2^53 ≈ 9.0e15 exactly, and
 # the engines, the tests and the sums over cells stay exact below it.
 MAX_COUNT = 10**15
@@ -102,6 +104,39 @@ class Cells:
         canonical = self.table.sort_values(list(self.table.columns[:-2])).to_dict("split")["data"]
         payload = json.dumps({"columns": list(self.table.columns), "data": canonical}, default=int)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def to_record(self) -> dict[str, Any]:
+        """The cells as JSON-ready data: :meth:`describe` and the table (read back by :meth:`from_record`).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> cells = Cells(pd.DataFrame({"arm": ["A", "B"], "trials": [9, 9], "successes": [1, 2]}), (), "arm",
+        ...               "cells", "t.csv", 2)
+        >>> Cells.from_record(cells.to_record()).fingerprint == cells.fingerprint
+        True
+        """
+        return {**self.describe(), "table": self.table.to_dict("list")}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Cells:
+        """Cells rebuilt from :meth:`to_record`'s data (a saved run, a batch record)."""
+        table = pd.DataFrame(data["table"])
+        for column in [*data["segment_columns"], "arm"]:
+            table[column] = table[column].astype(object).map(str)
+        for column in ("trials", "successes"):
+            table[column] = table[column].astype("int64")
+        return cls(
+            table=table,
+            segment_columns=tuple(data["segment_columns"]),
+            arm_column=str(data["arm_column"]),
+            form=data["form"],
+            source=str(data["source"]),
+            input_rows=int(data["input_rows"]),
+            outcome_column=data.get("outcome_column"),
+            trials_column=data.get("trials_column"),
+            successes_column=data.get("successes_column"),
+        )
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready description of the data (provenance)."""
@@ -209,6 +244,12 @@ def resolve_roles(
     arm_col = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", source)
     if arm_col in segment_cols:
         raise InvalidArgumentError(f"column {arm_col!r} cannot be both the arm and a segment")
+    taken = next((c for c in segment_cols if c.lower() in CELL_COLUMNS), None)
+    if taken is not None:
+        raise InvalidArgumentError(
+            f"segment column {taken!r} has a name abpool's cells use for their own columns "
+            f"({', '.join(CELL_COLUMNS)}); rename it (in SQL: SELECT {taken} AS {taken}_group ...)"
+        )
 
     cells_form = trials is not None or successes is not None
     if cells_form or outcome is None:

@@ -368,12 +368,15 @@ def _aggregate_units(con, arm: str, segments: Sequence[str], outcome: str, sourc
     # Grouped on the columns' own types (no text per row), then labelled; the outer GROUP BY merges any two
     # values that print alike, so a label is never listed twice. Sums stay wide here: a bad value must be
     # reported as such, not overflow a cast.
+    # Inner names that no column of the user's takes (a segment may well be called "bad").
+    n, y, bad_count = (_private_name(con, stem) for stem in ("n", "y", "bad"))
+    qn, qy, qbad = _quote(n), _quote(y), _quote(bad_count)
     table = con.execute(
-        f"SELECT {selected}, sum(trials) AS trials, sum(successes) AS successes, sum(bad) AS bad FROM ("
-        f"SELECT {native}, count(*) AS trials, sum({value}) AS successes, {flag} AS bad "
+        f"SELECT {selected}, sum({qn}) AS trials, sum({qy}) AS successes, sum({qbad}) AS {qbad} "
+        f"FROM (SELECT {native}, count(*) AS {qn}, sum({value}) AS {qy}, {flag} AS {qbad} "
         f"FROM abpool_scan GROUP BY {native}) GROUP BY {labels}"
     ).df()
-    if table[keys].isna().any(axis=None) or (table["bad"] > 0).any():
+    if table[keys].isna().any(axis=None) or (table[bad_count] > 0).any():
         con.numbered()
         for col in keys:
             _check_not_null(con, col, "segment" if col in segments else "arm", source)
@@ -385,7 +388,16 @@ def _aggregate_units(con, arm: str, segments: Sequence[str], outcome: str, sourc
                 f"{shown}; fix the value, or pass aggregated counts with --trials/--successes"
             )
     table["successes"] = table["successes"].fillna(0)
-    return table.drop(columns="bad")
+    return table.drop(columns=bad_count)
+
+
+def _private_name(con: _Source, stem: str) -> str:
+    """A column name for abpool's own SQL that none of the source's columns has."""
+    taken = set(_column_types(con))
+    name = f"__abpool_{stem}"
+    while name in taken:
+        name += "_"
+    return name
 
 
 def _check_count_column(con, column: str, role: str, source: str) -> None:

@@ -172,7 +172,8 @@ def _opened(data: Any, table: str | None, query: str | None) -> Iterator[_Databa
     name = f"{shown} ({f'table {table!r}' if table is not None else 'the query'})"
     database = _Database(None, name, secrets, "check the table's name" if table is not None else "check the SQL")
     try:
-        connection = psycopg.connect(url, connect_timeout=15)
+        # Read-only: a query given as the source cannot change the database, whatever it says.
+        connection = psycopg.connect(url, connect_timeout=15, options="-c default_transaction_read_only=on")
     except psycopg.Error as exc:
         detail = database.scrub(" ".join(str(exc).split()))
         raise InvalidDataError(
@@ -186,13 +187,41 @@ def _opened(data: Any, table: str | None, query: str | None) -> Iterator[_Databa
                 schema, _, bare = table.rpartition(".")
                 database.table = backend.table(bare, database=schema or None)
             else:
-                database.table = backend.sql(str(query).strip().rstrip(";"))
+                sql = str(query).strip().rstrip(";")
+                # Given its schema, Ibis runs the query as a subquery instead of creating a view of it.
+                database.table = backend.sql(sql, schema=_query_schema(connection, sql))
         except Exception as exc:
             detail = database.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
             raise InvalidDataError(f"{name} cannot be read ({detail}); {database.hint}") from None
         yield database
     finally:
         connection.close()
+
+
+def _query_schema(connection: Any, sql: str) -> Any:
+    """The columns of a query and their types, asked of the server (the query runs with ``LIMIT 0``).
+
+    Run as a subquery, a query of several statements is a syntax error rather than a way to run them.
+    """
+    ibis = _ibis()
+    from ibis.backends.sql.datatypes import PostgresType
+
+    cursor = connection.execute(f"SELECT * FROM ({sql}) AS abpool_query LIMIT 0")
+    connection.rollback()
+    schema = {}
+    for column in cursor.description or []:
+        info = connection.adapters.types.get(column.type_code)
+        if info is None:
+            dtype = ibis.dtype("string")
+        elif info.array_oid == column.type_code:
+            dtype = ibis.dtype("array<string>")
+        else:
+            try:
+                dtype = PostgresType.from_string(info.name)
+            except Exception:  # a type Ibis does not know (an enum, a domain): read as text
+                dtype = ibis.dtype("string")
+        schema[column.name] = dtype
+    return ibis.schema(schema)
 
 
 def _ibis_name(table: Any) -> str:
