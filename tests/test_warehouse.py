@@ -358,3 +358,15 @@ def test_a_query_source_cannot_change_the_database(server, seed, query):
         load_cells(server.url, query=query)
     with psycopg.connect(server.url) as con:
         assert con.execute("SELECT count(*) FROM events").fetchone()[0] == len(frame)
+
+
+def test_abpool_sql_prints_the_query_and_refuses_an_unknown_dialect_in_one_line():
+    done = _cli("sql", "snowflake", "--table", "analytics.events", "--experiment", "test_id", "--arm", "variant",
+                "--outcome", "converted", "--outcome-type", "boolean")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(";") and '"analytics"."events"' in done.stdout
+    assert "COUNT_IF" in done.stdout  # Snowflake's own spelling of a filtered count
+    bad = _cli("sql", "cobol", "--table", "events", "--outcome", "converted")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "dialect 'cobol'" in bad.stderr
+    wrong = _cli("sql", "duckdb", "--table", "events", "--outcome", "converted", "--outcome-type", "money")
+    assert wrong.returncode == 2 and "outcome type (--outcome-type) must be one of" in wrong.stderr

@@ -632,6 +632,10 @@ class Result(ABC):
         ``p_value``, ``flagged``, ``observed_shares`` and ``expected_shares``
         (dicts by arm), ``trials`` (dict by arm).
         """
+        return self._srm.copy()
+
+    @cached_property
+    def _srm(self) -> pd.DataFrame:
         n, _ = self._cell_counts()
         split = np.ones(len(self.arms)) if self.split is None else np.asarray(self.split, dtype=float)
         expected = split / split.sum()
@@ -656,7 +660,7 @@ class Result(ABC):
 
     def srm_flagged(self) -> bool:
         """Whether any sample ratio mismatch test (overall or per segment) is flagged."""
-        return bool(self.srm()["flagged"].any())
+        return bool(self._srm["flagged"].any())
 
     @cached_property
     def _recommendations(self) -> pd.DataFrame:

@@ -102,6 +102,7 @@ def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
     by_segment = {row.segment: row for row in decisions.itertuples(index=False)}
     diagnostics = result.diagnostics
     provenance = result.provenance()
+    flagged = result.srm_flagged()
     rows = []
     for row in summary.to_dict("records"):
         decision = by_segment[row.get("segment")]
@@ -113,7 +114,7 @@ def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
                 **row,
                 "decision": decision.decision,
                 "decision_arm": decision.arm,
-                "srm_flagged": result.srm_flagged(),
+                "srm_flagged": flagged,
                 "converged": diagnostics.converged,
                 "max_rhat": diagnostics.max_rhat,
                 "divergences": diagnostics.divergences,

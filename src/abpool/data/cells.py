@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import pandas as pd
@@ -98,9 +99,13 @@ class Cells:
             return plain
         return [SEGMENT_SEPARATOR.join(repr(value) for value in key) for key in keys]
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """SHA-256 of the aggregated cells: equal for unit rows and cells that agree."""
+        """SHA-256 of the aggregated cells: equal for unit rows and cells that agree.
+
+        Computed once per object: cells are never changed in place (a changed
+        table is a new object, as :func:`dataclasses.replace` makes).
+        """
         canonical = self.table.sort_values(list(self.table.columns[:-2])).to_dict("split")["data"]
         payload = json.dumps({"columns": list(self.table.columns), "data": canonical}, default=int)
         return hashlib.sha256(payload.encode()).hexdigest()

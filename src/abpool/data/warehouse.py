@@ -316,7 +316,9 @@ def sufficient_statistics_sql(
     """
     ibis = _ibis()
     if outcome_type not in OUTCOME_TYPES:
-        raise InvalidArgumentError(f"outcome_type must be one of {', '.join(OUTCOME_TYPES)}, got {outcome_type!r}")
+        raise InvalidArgumentError(
+            f"the outcome type (--outcome-type) must be one of {', '.join(OUTCOME_TYPES)}, got {outcome_type!r}"
+        )
     segments = [segment] if isinstance(segment, str) else list(segment or [])
     keys = ([experiment] if experiment else []) + segments + [arm]
     if len(set(keys)) < len(keys) or outcome in keys:
