@@ -108,24 +108,14 @@ def read_experiments(
     """
     if experiment is not None and not isinstance(experiment, str):
         raise InvalidArgumentError(f"experiment must be a column name (a string), got {experiment!r}")
-    if is_warehouse(data):
-        return _read_warehouse(
-            data,
-            experiment=experiment,
-            segment=segment,
-            arm=arm,
-            outcome=outcome,
-            trials=trials,
-            successes=successes,
-            table=table,
-            query=query,
-        )
     place: dict[str, str | None] = {"table": table, "query": query}
+    columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, **place}
+    if is_warehouse(data):
+        return _read_warehouse(data, experiment=experiment, segment=segment, **columns)
     names, source, column = _experiment_names(data, experiment, place)
     segments = [segment] if isinstance(segment, str) else list(segment or [])
     if column in segments:
         raise InvalidArgumentError(f"column {column!r} cannot be both the experiment and a segment")
-    columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, **place}
     found: dict[str, Experiment] = {}
 
     def read(group: list[str]) -> None:

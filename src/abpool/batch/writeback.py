@@ -28,11 +28,11 @@ from typing import Any
 
 import pandas as pd
 
+from abpool.data.local import _READERS
 from abpool.data.warehouse import is_database_url, shown_url, without_secrets
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 MARKER = "abpool_version"
-_DUCKDB = (".duckdb", ".ddb")
 
 
 def _quoted(name: str) -> str:
@@ -49,7 +49,7 @@ def check_target(data: Any, name: str) -> None:
     if is_database_url(data):
         _refuse_foreign(name, shown_url(str(data)), _postgres_columns(str(data), name))
         return
-    if isinstance(data, str | Path) and Path(data).suffix.lower() in _DUCKDB:
+    if isinstance(data, str | Path) and _READERS.get(Path(data).suffix.lower()) == "duckdb":
         import duckdb
 
         try:

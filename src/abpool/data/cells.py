@@ -37,6 +37,26 @@ SEGMENT_SEPARATOR = " / "
 _DIGITS = re.compile(r"(\d+)")
 
 
+def joined_labels(table: pd.DataFrame, columns: Sequence[str]) -> list[str]:
+    """One label per row: the values of ``columns`` joined by ``" / "``, quoted when plain joins would clash.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> joined_labels(pd.DataFrame({"x": ["A / B", "A"], "y": ["C", "B / C"]}), ["x", "y"])
+    ["'A / B' / 'C'", "'A' / 'B / C'"]
+    >>> joined_labels(pd.DataFrame({"x": ["DE", "FR"], "arm": ["B", "B"]}), ["x", "arm"])
+    ['DE / B', 'FR / B']
+    """
+    if not columns:
+        return [""] * len(table)
+    keys = list(table[list(columns)].astype(str).itertuples(index=False, name=None))
+    plain = [SEGMENT_SEPARATOR.join(key) for key in keys]
+    if len(set(plain)) == len(set(keys)):
+        return plain
+    return [SEGMENT_SEPARATOR.join(repr(value) for value in key) for key in keys]
+
+
 @dataclass(frozen=True)
 class Cells:
     """Experiment data aggregated to one row per (segment, arm).
@@ -90,14 +110,7 @@ class Cells:
         >>> Cells(table, ("x", "y"), "arm", "cells", "DataFrame", 2).segment_labels()
         ["'A / B' / 'C'", "'A' / 'B / C'"]
         """
-        columns = list(self.segment_columns)
-        if not columns:
-            return [""] * len(self.table)
-        keys = list(self.table[columns].astype(str).itertuples(index=False, name=None))
-        plain = [SEGMENT_SEPARATOR.join(key) for key in keys]
-        if len(set(plain)) == len(set(keys)):
-            return plain
-        return [SEGMENT_SEPARATOR.join(repr(value) for value in key) for key in keys]
+        return joined_labels(self.table, self.segment_columns)
 
     @cached_property
     def fingerprint(self) -> str:

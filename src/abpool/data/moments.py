@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from abpool.continuous.stats import Moments, combine_moments, moments_from_sums
-from abpool.data.cells import SEGMENT_SEPARATOR, _resolve, resolve_roles
+from abpool.data.cells import SEGMENT_SEPARATOR, _resolve, joined_labels, resolve_roles
 from abpool.data.local import (
     LocalSource,
     _check_count_column,
@@ -168,9 +168,8 @@ class ArmMoments:
         )
 
     def cell_labels(self) -> list[str]:
-        """One label per row of :attr:`table`: its segment values and arm joined by ``" / "``."""
-        keys = self.table[[*self.segment_columns, "arm"]].astype(str).itertuples(index=False, name=None)
-        return [SEGMENT_SEPARATOR.join(key) for key in keys]
+        """One label per row of :attr:`table`: its segment values and arm joined by ``" / "`` (one-to-one)."""
+        return joined_labels(self.table, [*self.segment_columns, "arm"])
 
     @property
     def fingerprint(self) -> str:

@@ -113,6 +113,12 @@ def _conninfo(url: str) -> dict[str, str]:
         ) from None
 
 
+def _first_line(exc: BaseException) -> str:
+    """An error's first line, or its type's name when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def without_secrets(url: str, text: str) -> str:
     """``text`` with the connection's password (from the string or ``PGPASSWORD``) replaced by ``***``.
 
@@ -146,7 +152,7 @@ class _Database:
         try:
             return expression.to_pandas()
         except Exception as exc:  # each backend raises its own driver's errors
-            detail = self.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            detail = self.scrub(_first_line(exc))
             raise InvalidDataError(f"{self.name} cannot be read ({detail}); {self.hint}") from None
 
 
@@ -191,7 +197,7 @@ def _opened(data: Any, table: str | None, query: str | None) -> Iterator[_Databa
                 # Given its schema, Ibis runs the query as a subquery instead of creating a view of it.
                 database.table = backend.sql(sql, schema=_query_schema(connection, sql))
         except Exception as exc:
-            detail = database.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            detail = database.scrub(_first_line(exc))
             raise InvalidDataError(f"{name} cannot be read ({detail}); {database.hint}") from None
         yield database
     finally:
