@@ -2,8 +2,9 @@
 
 Writes ``bench/results/batch.md``. Each row is one whole ``abpool batch`` process (``--no-reports``: every
 experiment's run is still saved, unless the row says ``--no-runs``), measured from outside (``os.wait4``): wall
-seconds and peak resident memory of the main process (workers are separate processes), and experiments fitted per
-second.
+seconds, CPU seconds of the process and its workers (on a shared machine, CPU seconds over the cores bound what the
+wall time would be on an idle one), peak resident memory of the main process (workers are separate processes), and
+experiments fitted per second.
 
 Targets on this 2-core machine: 1,000 variant experiments (4 arms each) in under 20 s; segments experiments
 (8 segments × 2 arms) at 0.5 s each or less after the first compile of a shape.
@@ -59,12 +60,13 @@ def segments_table(path: Path) -> None:
     pd.DataFrame(rows).to_parquet(path, index=False)
 
 
-def batch(data: Path, out: Path, *options: str) -> tuple[float, float]:
+def batch(data: Path, out: Path, *options: str) -> tuple[float, float, float]:
+    """Run one ``abpool batch`` process: its wall seconds, CPU seconds (with its workers') and peak MB."""
     code = "import sys; from abpool.cli import run; sys.argv[0] = 'abpool'; run()"
     args = [sys.executable, "-c", code, "batch", str(data), "--out", str(out), "--seed", "1", "--no-reports"]
     # Exit code 1 (some experiment did not converge) still fitted and saved every experiment.
-    _, wall, peak, _ = run([*args, *options], allowed=(0, 1))
-    return wall, peak
+    cpu, wall, peak, _ = run([*args, *options], allowed=(0, 1))
+    return wall, cpu, peak
 
 
 def main() -> None:
@@ -75,8 +77,8 @@ def main() -> None:
         f"abpool {abpool.__version__}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "Whole `abpool batch --no-reports` processes (each experiment's run saved), fresh output directory.",
         "",
-        "| experiments | engine | wall s | peak MB (main process) | experiments per s | s per experiment |",
-        "|---|---|---|---|---|---|",
+        "| experiments | engine | wall s | CPU s | peak MB (main process) | experiments per s | s per experiment |",
+        "|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -101,9 +103,10 @@ def main() -> None:
         ]
         for label, data, count, options in cases:
             for number, (engine, flags) in enumerate(engines):
-                wall, peak = batch(data, workdir / f"out-{label[:3]}-{number}", *options, *flags)
+                wall, cpu, peak = batch(data, workdir / f"out-{label[:3]}-{number}", *options, *flags)
                 lines.append(
-                    f"| {label} | {engine} | {wall:.1f} | {peak:.0f} | {count / wall:.1f} | {wall / count:.3f} |"
+                    f"| {label} | {engine} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {count / wall:.1f} "
+                    f"| {wall / count:.3f} |"
                 )
                 print(lines[-1], flush=True)
                 write(RESULTS, lines)

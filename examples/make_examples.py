@@ -50,6 +50,7 @@ def main() -> None:
                 )
     pd.DataFrame(rows).to_csv(HERE / "cells.csv", index=False)
     experiments()
+    revenue()
 
 
 def experiments() -> None:
@@ -67,6 +68,43 @@ def experiments() -> None:
             successes = int(rng.binomial(trials, min(base * (1.0 + lift), 0.99)))
             rows.append({"experiment": f"exp-{number:02d}", "arm": arm, "trials": trials, "successes": successes})
     pd.DataFrame(rows).to_csv(HERE / "experiments.csv", index=False)
+
+
+def revenue() -> None:
+    """Revenue per user in three arms, one row per user: most users buy nothing, a few spend a lot.
+
+    About 12% of users buy (``purchased``); an order's value is log-normal (median about $25, a long
+    right tail, and a handful of very large orders), and arm C lifts order values by 8% but is 6 ms
+    slower (``latency_ms``, about 200 ms). Revenue is also written as per-arm sufficient statistics
+    (users, mean, sd), the table a warehouse query would return.
+    """
+    rng = np.random.default_rng(7)
+    # Latency from a stream of its own: the revenue draws stay those of the README's figures.
+    latency_rng = np.random.default_rng(8)
+    frames = []
+    for arm, (users, uplift, slower) in {
+        "A": (2_000, 1.0, 0.0),
+        "B": (2_000, 1.0, 0.0),
+        "C": (2_000, 1.08, 6.0),
+    }.items():
+        bought = rng.random(users) < 0.12
+        value = np.round(rng.lognormal(np.log(25.0), 1.1, users) * uplift, 2)
+        latency = np.round(latency_rng.gamma(16.0, 12.5, users) + slower, 1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "variant": arm,
+                    "revenue": np.where(bought, value, 0.0),
+                    "purchased": bought.astype(int),
+                    "latency_ms": latency,
+                }
+            )
+        )
+    units = pd.concat(frames, ignore_index=True)
+    units = units.iloc[rng.permutation(len(units))].reset_index(drop=True)
+    units.to_csv(HERE / "revenue.csv", index=False)
+    stats = units.groupby("variant")["revenue"].agg(users="count", mean="mean", sd="std").reset_index()
+    stats.round({"mean": 6, "sd": 6}).to_csv(HERE / "revenue_stats.csv", index=False)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from abpool.result import (
 # One worker holds these, so the segments model is compiled once for them.
 pytestmark = pytest.mark.xdist_group("contract")
 
-KINDS = ("variants exact", "variants mcmc", "segments")
+KINDS = ("variants exact", "variants mcmc", "segments", "means")
 SCHEMA_KEYS = {
     "schema_version",
     "model",
@@ -41,7 +41,7 @@ SCHEMA_KEYS = {
     "data",
     "arms",
     "segments",
-    "grand_rate",
+    "metric",
     "summary",
     "population",
     "prob_greater",
@@ -57,7 +57,17 @@ SCHEMA_KEYS = {
 TIMESTAMP = re.compile(r'<time class="rendered-at"[^>]*>[^<]*</time>')
 
 
+def revenue_rows() -> pd.DataFrame:
+    """Revenue per user in three arms: many zeros and a long tail, as real revenue is."""
+    rng = np.random.default_rng(11)
+    arm = np.repeat(["A", "B", "C"], 300)
+    bought = rng.random(arm.size) < 0.3
+    return pd.DataFrame({"variant": arm, "revenue": np.where(bought, rng.lognormal(2.0, 0.8, arm.size), 0.0)})
+
+
 def fit(kind: str, **options: Any) -> abpool.Result:
+    if kind == "means":
+        return abpool.analyze_means(revenue_rows(), seed=4, rope=0.2, **options)
     if kind == "variants exact":
         return abpool.analyze_variants(article_variants(), seed=4, rope=0.02, **options)
     if kind == "variants mcmc":
@@ -92,10 +102,19 @@ def test_result_is_registered_under_its_model(result) -> None:
 
 
 def test_summary_speaks_the_vocabulary(result) -> None:
-    summary = result.summary()
-    assert list(summary.columns) == [column for column in VOCABULARY if column in summary.columns]
+    summary = result.estimates()
+    shared = [column for column in summary.columns if column in VOCABULARY]
+    assert shared == [column for column in VOCABULARY if column in summary.columns]
     required = set(VOCABULARY) - {"segment", "prob_in_rope"}
+    if result.metric.kind == "mean":
+        # A mean has users, not trials and successes, and its own spread and standard error instead.
+        required -= {"successes"}
+        assert {"observed_sd", "std_error"} <= set(summary.columns)
     assert required <= set(summary.columns)
+    public = result.summary()
+    assert list(public.columns) == [type(result).column_names.get(column, column) for column in summary.columns]
+    documented = {**VOCABULARY, **abpool.means.MEAN_VOCABULARY}
+    assert set(public.columns) <= set(documented)
     assert ("segment" in summary.columns) == result.segmented
     assert ("prob_in_rope" in summary.columns) == (result.rope is not None)
     controls = summary[summary["is_control"]]
@@ -128,7 +147,10 @@ def test_every_answer_is_there(result) -> None:
 def test_level_reaches_every_interval(result) -> None:
     # The same draws at two levels: every interval of the wider level contains the narrower one.
     narrow, wide = (dataclasses.replace(result, ci=level) for level in (0.5, 0.99))
-    for table, keys in ((lambda r: r.summary(), ("rate", "lift", "relative_lift")), (lambda r: r.population(), ("",))):
+    for table, keys in (
+        (lambda r: r.estimates(), ("rate", "lift", "relative_lift")),
+        (lambda r: r.population(), ("",)),
+    ):
         low_n, low_w = table(narrow), table(wide)
         for prefix in keys:
             lo, hi = (f"{prefix}_ci_low", f"{prefix}_ci_high") if prefix else ("ci_low", "ci_high")
@@ -147,7 +169,7 @@ def _plain(value: Any) -> bool:
 
 def test_json_schema_and_plain_numbers(result) -> None:
     payload = result.to_dict()
-    assert set(payload) == SCHEMA_KEYS
+    assert set(payload) == SCHEMA_KEYS | {f"grand_{result.metric.noun}"}
     assert payload["schema_version"] == SCHEMA_VERSION and payload["model"] == result.model
     assert _plain(payload), "to_dict() holds a non-JSON type (numpy scalar, tuple …)"
     assert json.loads(result.to_json()) == payload
@@ -237,7 +259,7 @@ def test_options_that_do_not_apply_are_refused(model) -> None:
 
 
 def test_same_seed_same_numbers(result) -> None:
-    kind = "segments" if result.model == "segments" else f"variants {result.engine}"
+    kind = result.model if result.model in ("segments", "means") else f"variants {result.engine}"
     again = fit(kind)
     first, second = result.to_dict(), again.to_dict()
     first["provenance"].pop("created"), second["provenance"].pop("created")

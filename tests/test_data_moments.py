@@ -540,12 +540,12 @@ def test_normal_approximation_warnings() -> None:
     g1 = scipy.stats.skew(skewed, bias=False)
     assert g1 == pytest.approx(10.0)
     assert normal_approximation_warnings(load_moments(frame)) == [
-        "cell 'few' has 10 users, fewer than 30: too few to treat its standard error as known; read its interval "
+        "arm 'few' has 10 users, fewer than 30: too few to treat its standard error as known; read its interval "
         "with care or collect more data",
-        "cell 'flat': all its 40 values are equal, so its standard error is 0 and its mean is taken as exact; "
+        "arm 'flat': all its 40 values are equal, so its standard error is 0 and its mean is taken as exact; "
         "check the metric",
-        f"cell 'skewed' is skewed (skewness {g1:.3g}): its mean is close to normal from about "
-        f"{math.floor(25 * g1**2) + 1:,} users (n > 25·skewness²) and it has 100; cap the metric (e.g. cap=0.99) "
+        f"arm 'skewed' is skewed (skewness {g1:.3g}): its mean is close to normal from about "
+        f"{math.floor(25 * g1**2) + 1:,} users (n > 25·skewness²) and it has 100; cap the metric (e.g. --cap 0.99) "
         "or collect more data",
     ]
 

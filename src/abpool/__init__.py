@@ -27,7 +27,9 @@ from abpool.errors import (
     InvalidArgumentError,
     InvalidDataError,
 )
+from abpool.means import MeansResult, analyze_means
 from abpool.result import POPULATION_COLUMNS, VOCABULARY, Result
+from abpool.scorecard import Scorecard, analyze_metrics
 from abpool.segments import SegmentsPrior, SegmentsResult, analyze_segments
 from abpool.store import load
 from abpool.variants import BDAPrior, LogNormalPrior, VariantsResult, analyze_variants
@@ -44,13 +46,17 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidDataError",
     "LogNormalPrior",
+    "MeansResult",
     "Result",
+    "Scorecard",
     "SegmentsPrior",
     "SegmentsResult",
     "VariantsResult",
     "__version__",
     "analyze",
     "analyze_batch",
+    "analyze_means",
+    "analyze_metrics",
     "analyze_segments",
     "analyze_variants",
     "datasets",

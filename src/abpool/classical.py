@@ -37,6 +37,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from abpool.data import Cells
+from abpool.data.moments import ArmMoments
 from abpool.errors import InvalidArgumentError
 
 # Below this expected count in any cell of the 2 × 2 table the z-test's normal
@@ -255,3 +256,82 @@ def classical_comparisons(cells: Cells, control: str | None = None) -> pd.DataFr
     for name, values in adjust_p_values(frame["p_value"].to_numpy()).items():
         frame[f"p_{name}"] = values
     return frame[list(CLASSICAL_COLUMNS)]
+
+
+WELCH_COLUMNS = {
+    "segment": CLASSICAL_COLUMNS["segment"],
+    "arm_i": CLASSICAL_COLUMNS["arm_i"],
+    "arm_j": CLASSICAL_COLUMNS["arm_j"],
+    "n_i": "users of arm_i",
+    "mean_i": "observed mean of arm_i",
+    "n_j": "users of arm_j",
+    "mean_j": "observed mean of arm_j",
+    "difference": "mean_i - mean_j",
+    "test": "'welch t' (Welch's t-test: unequal variances, Welch-Satterthwaite degrees of freedom)",
+    "statistic": "t statistic",
+    "p_value": CLASSICAL_COLUMNS["p_value"],
+    "p_bonferroni": CLASSICAL_COLUMNS["p_bonferroni"],
+    "p_holm": CLASSICAL_COLUMNS["p_holm"],
+    "p_bh": CLASSICAL_COLUMNS["p_bh"],
+}
+
+
+def welch_comparisons(moments: ArmMoments) -> pd.DataFrame:
+    """Welch's t-test of every pair of arms of a continuous metric, with multiplicity corrections.
+
+    The classical counterpart of the means model, from each arm's ``n``, mean
+    and standard deviation (scipy's ``ttest_ind_from_stats`` with
+    ``equal_var=False``); p-values adjusted over every pair as in
+    :func:`classical_comparisons`.
+
+    Parameters
+    ----------
+    moments : ArmMoments
+        Per-arm moments (see :func:`abpool.data.load_moments`), without segments.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair ``(i, j)``, ``i`` before ``j``; columns documented in ``WELCH_COLUMNS``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from abpool.data.moments import load_moments
+    >>> stats = pd.DataFrame({"arm": ["A", "B"], "n": [100, 100], "mean": [1.0, 1.3], "sd": [1.0, 1.0]})
+    >>> welch_comparisons(load_moments(stats))[["arm_i", "arm_j", "p_value"]].round(4).values.tolist()
+    [['A', 'B', 0.0351]]
+    """
+    from scipy.stats import ttest_ind_from_stats
+
+    table = moments.table
+    n = table["n"].to_numpy(dtype=float)
+    mean = table["mean"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sd = np.sqrt(table["m2"].to_numpy(dtype=float) / (n - 1.0))
+    arms = table["arm"].to_numpy()
+    records = []
+    for i in range(len(table)):
+        for j in range(i + 1, len(table)):
+            statistic, p_value = ttest_ind_from_stats(mean[i], sd[i], n[i], mean[j], sd[j], n[j], equal_var=False)
+            records.append(
+                {
+                    "segment": None,
+                    "arm_i": str(arms[i]),
+                    "arm_j": str(arms[j]),
+                    "n_i": int(n[i]),
+                    "mean_i": float(mean[i]),
+                    "n_j": int(n[j]),
+                    "mean_j": float(mean[j]),
+                    "difference": float(mean[i] - mean[j]),
+                    "test": "welch t",
+                    "statistic": float(statistic),
+                    "p_value": float(p_value),
+                }
+            )
+    frame = pd.DataFrame.from_records(
+        records, columns=[c for c in WELCH_COLUMNS if not c.startswith("p_") or c == "p_value"]
+    )
+    for name, values in adjust_p_values(frame["p_value"].to_numpy()).items():
+        frame[f"p_{name}"] = values
+    return frame[list(WELCH_COLUMNS)]

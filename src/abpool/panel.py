@@ -70,12 +70,12 @@ class PanelEntry:
         }
 
 
-def no_pooling_entry(unit: str) -> PanelEntry:
-    """The limiting reference: every ``unit`` (arm, or segment × arm cell) estimated on its own."""
+def no_pooling_entry(unit: str, how: str = "Beta(1 + successes, 1 + failures)") -> PanelEntry:
+    """The limiting reference: every ``unit`` (arm, or segment × arm cell) estimated on its own, as ``how`` says."""
     return PanelEntry(
         NO_POOLING,
         None,
-        f"each {unit} on its own, Beta(1 + successes, 1 + failures): what pooling is compared against",
+        f"each {unit} on its own, {how}: what pooling is compared against",
         reference=True,
     )
 

@@ -52,6 +52,7 @@ from abpool.data import Cells
 from abpool.diagnostics import Diagnostics
 from abpool.errors import ConvergenceError, ConvergenceWarning, InvalidArgumentError, InvalidDataError
 from abpool.io import to_jsonable
+from abpool.metric import BINARY, Metric
 from abpool.panel import PanelEntry
 
 SCHEMA_VERSION = 1
@@ -230,6 +231,10 @@ class Result(ABC):
     model: ClassVar[str]
     description: ClassVar[str]
     arm_noun: ClassVar[str] = "arm"
+    # Public names of summary columns where this model's quantity is not a rate ({"rate": "mean", ...}).
+    column_names: ClassVar[dict[str, str]] = {}
+    # How the no-pooling reference of a sensitivity check estimates each cell on its own.
+    no_pooling: ClassVar[str] = "Beta(1 + successes, 1 + failures)"
 
     cells: Cells
     prior: Any
@@ -261,9 +266,29 @@ class Result(ABC):
     def _compute_rate_draws(self) -> NDArray[np.float64]:
         """Rate draws, shape ``(draws, max(1, segments), arms)``."""
 
-    @abstractmethod
     def _cell_counts(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Trials and successes, each ``(max(1, segments), arms)``; a missing cell has 0 trials."""
+        """Trials and successes, each ``(max(1, segments), arms)``; a missing cell has 0 trials.
+
+        Binary models supply it; a model of another metric supplies
+        :meth:`_cell_sizes`, :meth:`_observed_columns` and :meth:`grand_value` instead.
+        """
+        raise InvalidArgumentError(f"the {self.model} model's data are not counts of successes; see summary()")
+
+    def _cell_sizes(self) -> NDArray[np.int64]:
+        """Users of every cell, ``(max(1, segments), arms)``: the sample-ratio test and small-sample cautions."""
+        return self._cell_counts()[0]
+
+    def _observed_columns(self) -> dict[str, NDArray]:
+        """The summary's leading columns, what each cell observed, each ``(max(1, segments), arms)``.
+
+        The first is the cell's users (``trials``), integer columns are
+        written as integers, and ``observed_rate`` is the cell's own estimate
+        (its rate; its mean for a model of means, renamed by :attr:`column_names`).
+        """
+        n, y = self._cell_counts()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            observed = np.where(n > 0, y / np.maximum(n, 1), np.nan)
+        return {"trials": n, "successes": y, "observed_rate": observed}
 
     @abstractmethod
     def _pooling(self) -> NDArray[np.float64]:
@@ -319,6 +344,11 @@ class Result(ABC):
     def panel_entry(cls, item: Any) -> PanelEntry:
         """One panel entry from the user: a prior object, a panel name, or a spec ``NAME:key=value,...``."""
         raise InvalidArgumentError(f"the {cls.model} model has no panel of priors for a sensitivity check")
+
+    def no_pooling_draws(self, size: int, rng: np.random.Generator) -> NDArray[np.float64]:
+        """Draws of every cell estimated on its own (:attr:`no_pooling`), ``(size, max(1, segments), arms)``."""
+        trials, successes = self._cell_counts()
+        return rng.beta(1.0 + successes, 1.0 + (trials - successes), size=(size, *trials.shape))
 
     @classmethod
     def from_draws(
@@ -401,6 +431,15 @@ class Result(ABC):
         s = self.segment_index(segment)
         return n[s], y[s]
 
+    @property
+    def metric(self) -> Metric:
+        """What the arms' estimates measure (a rate here) and how they are written; see :mod:`abpool.metric`."""
+        return BINARY
+
+    def grand_value(self, segment: str | int | None = None) -> float:
+        """The pooled observed value the estimates are pulled toward: the grand rate, or the grand mean."""
+        return self.grand_rate(segment)
+
     def grand_rate(self, segment: str | int | None = None) -> float:
         """The pooled observed rate: all successes over all trials (of ``segment``, or of everything)."""
         n, y = self._cell_counts()
@@ -444,7 +483,6 @@ class Result(ABC):
     def _summary(self) -> pd.DataFrame:
         draws = self._rates
         n_draws, n_segments, n_arms = draws.shape
-        n, y = self._cell_counts()
         tail = (1.0 - self.ci) / 2.0
         probs = [tail, 0.5, 1.0 - tail]
         # One sort per quantity serves its quantiles and its highest density interval.
@@ -452,12 +490,9 @@ class Result(ABC):
         hdi_low, hdi_high = decisions.highest_density_interval(draws, self.ci, ordered=ordered)
         found = decisions.cell_answers(draws, self.control_index, probs, ordered=ordered)
         quantiles, lift_q, rel_q, absolute = found["rate"], found["lift"], found["relative_lift"], found["absolute"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            observed = np.where(n > 0, y / np.maximum(n, 1), np.nan)
+        observed = self._observed_columns()
         columns: dict[str, Any] = {
-            "trials": n,
-            "successes": y,
-            "observed_rate": observed,
+            **observed,
             "rate": quantiles[1],
             "rate_mean": draws.mean(axis=0),
             "rate_sd": draws.std(axis=0, ddof=1),
@@ -492,12 +527,28 @@ class Result(ABC):
             keys["segment"] = np.repeat(np.array(self.segments, dtype=object), n_arms)
         keys["arm"] = np.tile(np.array(self.arms, dtype=object), n_segments)
         keys["is_control"] = is_control
-        counts = {name: values.pop(name).astype(np.int64) for name in ("trials", "successes")}
+        counts = {
+            name: values.pop(name).astype(np.int64)
+            for name, value in observed.items()
+            if np.issubdtype(np.asarray(value).dtype, np.integer)
+        }
         # Built in one go from columns: inserting and assigning into a frame costs more than the answers.
         return pd.DataFrame(keys | counts | values)
 
     def summary(self) -> pd.DataFrame:
-        """One row per arm (per segment and arm when segmented); columns from :data:`VOCABULARY`."""
+        """One row per arm (per segment and arm when segmented); columns from :data:`VOCABULARY`.
+
+        A model of means names its columns for what they hold (``mean``,
+        ``observed_mean``, ``n``…; see :attr:`column_names`).
+        """
+        return self._summary.rename(columns=self.column_names) if self.column_names else self._summary.copy()
+
+    def estimates(self) -> pd.DataFrame:
+        """:meth:`summary` under the contract's own column names (``rate``, ``observed_rate``, ``trials``…).
+
+        The same for every model, whatever it calls the columns in its public
+        summary: for code that treats every model alike (tables, figures).
+        """
         return self._summary.copy()
 
     @cached_property
@@ -541,13 +592,11 @@ class Result(ABC):
         the control within each segment. Columns are those of
         :func:`abpool.classical.classical_comparisons` plus ``prob_greater``.
         """
-        from abpool.classical import classical_comparisons
-
         skipped = self.classical_skipped()
         if skipped is not None:
             raise InvalidArgumentError(skipped)
 
-        table = classical_comparisons(self.cells, control=self.control)
+        table = self._classical_comparisons()
         probabilities = []
         matrices: dict[Any, NDArray] = {}
         for record in table.itertuples(index=False):
@@ -557,6 +606,12 @@ class Result(ABC):
             probabilities.append(matrices[segment][self.arm_index(record.arm_i), self.arm_index(record.arm_j)])
         table["prob_greater"] = probabilities
         return table
+
+    def _classical_comparisons(self) -> pd.DataFrame:
+        """The classical tests of this model's data (see :mod:`abpool.classical`), before ``prob_greater``."""
+        from abpool.classical import classical_comparisons
+
+        return classical_comparisons(self.cells, control=self.control)
 
     def pairwise(self) -> pd.DataFrame | None:
         """``P(arm_i > arm_j)`` for every ordered pair within each segment; None beyond ``MAX_PAIRWISE_ARMS``."""
@@ -579,6 +634,8 @@ class Result(ABC):
         """The answers in plain sentences, as the terminal and the report print them."""
         summary = self._summary
         level = f"{self.ci:.0%}"
+        metric = self.metric
+        unit = f" {metric.difference_unit}" if metric.difference_unit else ""
         sentences: list[str] = []
         if not self.segmented:
             ranked = summary.sort_values("rate", ascending=False, kind="stable")
@@ -589,15 +646,15 @@ class Result(ABC):
                 sentences.append(f"There is {fmt.chance(probability)} {best.arm} beats {row.arm}.")
             for row in summary[~summary["is_control"]].iloc[:limit].itertuples(index=False):
                 sentence = (
-                    f"{row.arm} against the control {self.control}: {fmt.points(row.lift)} "
-                    f"({level} interval {fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)} pp), "
+                    f"{row.arm} against the control {self.control}: {metric.difference(row.lift)} "
+                    f"({level} interval {fmt.interval(row.lift_ci_low, row.lift_ci_high, metric.signed)}{unit}), "
                     f"{fmt.relative(row.relative_lift)} relative "
                     f"({fmt.interval(row.relative_lift_ci_low, row.relative_lift_ci_high, fmt.relative)}); "
                     f"{fmt.chance(row.prob_beats_control)} {row.arm} beats {self.control}."
                 )
                 sentences.append(sentence + self._rope_sentence(row))
             sentences.append(
-                f"Choosing {best.arm} gives up {fmt.loss(best.expected_loss)} of success rate on average "
+                f"Choosing {best.arm} gives up {metric.loss(best.expected_loss)} of {metric.label} on average "
                 f"(expected loss), counting the chance that another {self.arm_noun} is in fact better."
             )
         else:
@@ -607,15 +664,19 @@ class Result(ABC):
             for row in treated.iloc[:limit].itertuples(index=False):
                 arm = f"treatment {row.arm}" if several else "the treatment"
                 sentence = (
-                    f"There is {fmt.chance(row.prob_beats_control)} {arm} improved conversion in {row.segment}: "
-                    f"{fmt.rate(controls[row.segment])} → {fmt.rate(row.rate)}, {fmt.points(row.lift)} "
-                    f"({level} interval {fmt.interval(row.lift_ci_low, row.lift_ci_high, fmt.signed)} pp), "
+                    f"There is {fmt.chance(row.prob_beats_control)} {arm} improved {self._improved_noun()} in "
+                    f"{row.segment}: {metric.value(controls[row.segment])} → {metric.value(row.rate)}, "
+                    f"{metric.difference(row.lift)} "
+                    f"({level} interval {fmt.interval(row.lift_ci_low, row.lift_ci_high, metric.signed)}{unit}), "
                     f"{fmt.relative(row.relative_lift)} relative."
                 )
                 sentences.append(sentence + self._rope_sentence(row))
             if len(treated) > limit:
                 sentences.append(f"… and {len(treated) - limit:,} more rows in the table.")
         return sentences + self.population_sentences()
+
+    def _improved_noun(self) -> str:
+        return "conversion" if self.metric.kind == "binary" else self.metric.label
 
     # ------------------------------------------------------------------------ guardrail and decision
     def srm(self) -> pd.DataFrame:
@@ -636,7 +697,7 @@ class Result(ABC):
 
     @cached_property
     def _srm(self) -> pd.DataFrame:
-        n, _ = self._cell_counts()
+        n = self._cell_sizes()
         split = np.ones(len(self.arms)) if self.split is None else np.asarray(self.split, dtype=float)
         expected = split / split.sum()
         rows = []
@@ -664,23 +725,24 @@ class Result(ABC):
 
     @cached_property
     def _recommendations(self) -> pd.DataFrame:
-        n, _ = self._cell_counts()
-        summary = self._summary
+        n = self._cell_sizes()
+        # The summary's rows run segment by segment, arms in order: its losses as one (segments, arms) array,
+        # read once (a summary row as a Series costs more than the decision).
+        losses = self._summary["expected_loss"].to_numpy().reshape(-1, len(self.arms))
         rows = []
         for s, segment in enumerate(self.segments or (None,)):
             decision, arm = decisions.recommend(
                 self._rates[:, s, :], self.control_index, threshold=self.threshold, rope=self.rope
             )
-            group = summary.iloc[s * len(self.arms) : (s + 1) * len(self.arms)]
             small = [a for a, trials in zip(self.arms, n[s], strict=True) if trials < decisions.SMALL_SAMPLE]
-            best = group.iloc[int(group["expected_loss"].to_numpy().argmin())]
+            best = int(losses[s].argmin())
             rows.append(
                 {
                     "segment": segment,
                     "decision": decision,
                     "arm": None if arm is None else self.arms[arm],
-                    "expected_loss": float(best.expected_loss),
-                    "best_arm": str(best.arm),
+                    "expected_loss": float(losses[s, best]),
+                    "best_arm": str(self.arms[best]),
                     "small_sample_arms": small,
                 }
             )
@@ -701,16 +763,18 @@ class Result(ABC):
     def decision_rule(self) -> str:
         """The rule behind :meth:`recommendations`, with its threshold and ROPE, in one sentence."""
         rope = self.threshold if self.rope is None else self.rope
+        metric = self.metric
         return (
             f"Decision rule: ship the arm whose expected loss is below the threshold of caring, "
-            f"{fmt.loss(self.threshold)} (--threshold); 'no meaningful difference' when every arm is within "
-            f"±{fmt.loss(rope)} of the control (the ROPE) with probability ≥ {decisions.ROPE_PROBABILITY:.0%}; "
+            f"{metric.loss(self.threshold)} (--threshold); 'no meaningful difference' when every arm is within "
+            f"±{metric.loss(rope)} of the control (the ROPE) with probability ≥ {decisions.ROPE_PROBABILITY:.0%}; "
             "otherwise keep running."
         )
 
     def recommendation_sentences(self, limit: int = 12) -> list[str]:
         """The recommendation in words: first in the terminal and the report."""
         table = self._recommendations
+        metric = self.metric
         sentences = []
         for row in table.iloc[:limit].itertuples(index=False):
             where = f"{row.segment}: " if self.segmented else ""
@@ -719,24 +783,25 @@ class Result(ABC):
                 named = "" if str(row.arm).strip().lower() == "control" else f" {row.arm}"
                 text = (
                     f"Keep the control{named}: no other {self.arm_noun} beats it by enough to matter; keeping it "
-                    f"gives up {fmt.loss(row.expected_loss)} in expectation, below the {fmt.loss(self.threshold)} "
-                    "threshold."
+                    f"gives up {metric.loss(row.expected_loss)} in expectation, below the "
+                    f"{metric.loss(self.threshold)} threshold."
                 )
             elif row.decision == decisions.SHIP:
                 text = (
-                    f"Ship {row.arm}: choosing it gives up {fmt.loss(row.expected_loss)} of rate in expectation, "
-                    f"below the {fmt.loss(self.threshold)} threshold of caring."
+                    f"Ship {row.arm}: choosing it gives up {metric.loss(row.expected_loss)} of {metric.label} in "
+                    f"expectation, below the {metric.loss(self.threshold)} threshold of caring."
                 )
             elif row.decision == decisions.NO_DIFFERENCE:
                 rope = self.threshold if self.rope is None else self.rope
                 text = (
-                    f"No meaningful difference: every {self.arm_noun} is within ±{fmt.loss(rope)} of the control "
+                    f"No meaningful difference: every {self.arm_noun} is within ±{metric.loss(rope)} of the control "
                     f"{self.control} with probability ≥ {decisions.ROPE_PROBABILITY:.0%}."
                 )
             else:
                 text = (
                     f"Keep running: no {self.arm_noun} is safe to ship yet; the best, {row.best_arm}, would give up "
-                    f"{fmt.loss(row.expected_loss)} in expectation, above the {fmt.loss(self.threshold)} threshold."
+                    f"{metric.loss(row.expected_loss)} in expectation, above the {metric.loss(self.threshold)} "
+                    "threshold."
                 )
             if row.small_sample_arms:
                 names = ", ".join(row.small_sample_arms)
@@ -774,7 +839,7 @@ class Result(ABC):
         if self.rope is None:
             return ""
         return (
-            f" The lift is practically nil (|lift| < {100 * self.rope:g} pp) with probability "
+            f" The lift is practically nil (|lift| < {self.metric.amount(self.rope)}) with probability "
             f"{fmt.pct(row.prob_in_rope)}."
         )
 
@@ -800,13 +865,8 @@ class Result(ABC):
         for column in cells.segment_columns:
             parts += ["--segment", column]
         parts += ["--arm", cells.arm_column]
-        for role, column in (
-            ("--outcome", cells.outcome_column),
-            ("--trials", cells.trials_column),
-            ("--successes", cells.successes_column),
-        ):
-            if column is not None:
-                parts += [role, column]
+        for option, column in cells.column_options():
+            parts += [option, column]
         for name, value in {**self.settings(), "prior": self.prior.name}.items():
             # A control the rule chose is chosen again by the same rule; naming it would change the reason given.
             if value is None or value is False or (name == "control" and self.control_reason != CHOSEN):
@@ -842,7 +902,8 @@ class Result(ABC):
             "data": self.cells.to_record(),
             "arms": list(self.arms),
             "segments": list(self.segments),
-            "grand_rate": self.grand_rate(),
+            "metric": self.metric.describe(),
+            f"grand_{self.metric.noun}": self.grand_value(),
             "control_reason": self.control_reason,
             "recommendation": {
                 "rule": self.decision_rule(),
@@ -859,7 +920,7 @@ class Result(ABC):
             },
             "calibration": self.calibration,
             "sensitivity": self.prior_sensitivity,
-            "summary": self._summary.to_dict("records"),
+            "summary": self.summary().to_dict("records"),
             "population": self._population.to_dict("records"),
             "prob_greater": None if pairwise is None else pairwise.to_dict("records"),
             "classical": None if self.classical_skipped() else self.classical().to_dict("records"),
@@ -920,12 +981,16 @@ def _keep_none(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return frame
 
 
-def common_from_saved(payload: dict[str, Any], tree: Any) -> dict[str, Any]:
-    """The :class:`Result` fields every model saves the same way, rebuilt and checked."""
+def common_from_saved(payload: dict[str, Any], tree: Any, data_type: Any = Cells) -> dict[str, Any]:
+    """The :class:`Result` fields every model saves the same way, rebuilt and checked.
+
+    ``data_type`` is the class of the model's data (:class:`~abpool.data.Cells`
+    by default), rebuilt with its ``from_record``.
+    """
     try:
         settings = payload["settings"]
         data = payload["data"]
-        cells = Cells.from_record(data)
+        cells = data_type.from_record(data)
         split = settings["split"]
         fields = {
             "cells": cells,

@@ -39,6 +39,7 @@ import pandas as pd
 
 from abpool import decisions
 from abpool.errors import AbpoolError, InvalidArgumentError
+from abpool.metric import BINARY, Metric
 from abpool.panel import PanelEntry, is_no_pooling, no_pooling_entry
 
 if TYPE_CHECKING:
@@ -50,13 +51,6 @@ NOT_COUNTED = (
     "No pooling is shown as the limiting reference and not counted in the verdict: not pooling at all is the "
     "assumption the article argues against."
 )
-
-
-def _no_pooling_draws(result: Result, size: int) -> np.ndarray:
-    """Independent ``Beta(1 + y, 1 + n - y)`` draws of every cell, ``(size, segments, arms)``."""
-    rng = np.random.default_rng([result.seed, 3])
-    trials, successes = result._cell_counts()
-    return rng.beta(1.0 + successes, 1.0 + (trials - successes), size=(size, *trials.shape))
 
 
 def _answers(draws: np.ndarray, result: Result) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -130,6 +124,8 @@ class Sensitivity:
     threshold : float
         The recommendation's threshold of caring.
     segmented : bool
+    metric : Metric
+        What the answers measure (a rate, or a mean), for their notation.
     """
 
     entries: list[PanelEntry]
@@ -138,6 +134,7 @@ class Sensitivity:
     control: str
     threshold: float
     segmented: bool
+    metric: Metric = BINARY
     converged: dict[str, bool] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
@@ -227,6 +224,7 @@ class Sensitivity:
                 "control": self.control,
                 "threshold": self.threshold,
                 "segmented": self.segmented,
+                "metric": self.metric.describe(),
                 "answers": self.answers.to_dict("records"),
                 "decisions": self.choices.to_dict("records"),
                 "verdicts": self.verdicts().to_dict("records"),
@@ -263,7 +261,7 @@ def resolve_panel(result: Result, panel: Sequence[Any] | None = None) -> list[Pa
     for entry in entries:
         if entry is not None and entry.prior != result.prior and entry.prior not in [e.prior for e in resolved]:
             resolved.append(entry)
-    resolved.append(no_pooling_entry("arm" if not result.segmented else "segment × arm cell"))
+    resolved.append(no_pooling_entry("arm" if not result.segmented else "segment × arm cell", kind.no_pooling))
     labels = [entry.label for entry in resolved]
     if len(set(labels)) < len(labels):
         raise InvalidArgumentError(f"panel must name each prior once, got {', '.join(labels)}")
@@ -314,7 +312,7 @@ def sensitivity(
     for item in list(entries):
         start = time.perf_counter()
         if item.prior is None:
-            draws = _no_pooling_draws(result, result._rates.shape[0])
+            draws = result.no_pooling_draws(result._rates.shape[0], np.random.default_rng([result.seed, 3]))
             converged[item.label] = True
         else:
             try:
@@ -354,6 +352,7 @@ def sensitivity(
         control=result.control,
         threshold=result.threshold,
         segmented=result.segmented,
+        metric=result.metric,
         converged=converged,
         seconds=seconds,
         failed=failed,

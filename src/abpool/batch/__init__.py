@@ -45,7 +45,7 @@ from abpool._validation import check_int, check_seed
 from abpool.api import choose_model
 from abpool.batch.index import write_index
 from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_seed, settings_key, stored_record
-from abpool.batch.source import read_experiments
+from abpool.batch.source import ExperimentsRead, read_experiments
 from abpool.batch.writeback import check_target, write_results
 from abpool.data import DataSource
 from abpool.errors import InvalidArgumentError
@@ -208,43 +208,33 @@ def analyze_batch(
         out = keep.name
     out = Path(out)
     seed = _batch_seed(out, seed)
-    found = read_experiments(
-        data,
-        experiment=experiment,
-        segment=segment,
-        arm=arm,
-        outcome=outcome,
-        trials=trials,
-        successes=successes,
-        table=table,
-        query=query,
-    )
     directory = out / EXPERIMENTS_DIR
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
-    key = settings_key(model, options, seed)
-    records: dict[str, dict[str, Any]] = {}
-    tasks = []
-    for item in found.experiments:
-        if item.cells is None:
-            records[item.name] = {"experiment": item.name, "status": REFUSED, "reason": item.refused, "rows": []}
-            continue
-        task = Task(
-            item.name, item.cells, model, options, experiment_seed(seed, item.name), directory, key, reports, runs
+    with Engine(engine, workers, scheduler) as runner:
+        if force or next(directory.glob("*.json"), None) is None:
+            # Nothing to reuse, so every experiment will be fitted: the workers start while the table is read.
+            runner.start()
+        found = read_experiments(
+            data,
+            experiment=experiment,
+            segment=segment,
+            arm=arm,
+            outcome=outcome,
+            trials=trials,
+            successes=successes,
+            table=table,
+            query=query,
         )
-        stored = None if force else stored_record(task)
-        if stored is None:
-            tasks.append(task)
-        else:
-            records[item.name] = stored | {"reused": True}
-    reused = len(records) - sum(1 for r in records.values() if r["status"] == REFUSED)
-    for record in records.values():
-        if progress is not None:
-            progress(record)
-    for record in Engine(engine, workers, scheduler).run(tasks):
-        records[record["experiment"]] = record
-        if progress is not None:
-            progress(record)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
+        records, tasks = _plan(found, model, options, seed, directory, force=force, reports=reports, runs=runs)
+        reused = len(records) - sum(1 for r in records.values() if r["status"] == REFUSED)
+        for record in records.values():
+            if progress is not None:
+                progress(record)
+        for record in runner.run(tasks):
+            records[record["experiment"]] = record
+            if progress is not None:
+                progress(record)
     ordered = [records[item.name] for item in found.experiments]
     table = results_table(ordered)
     atomic_write(out / RESULTS_FILE, lambda path: table.to_parquet(path, index=False))
@@ -262,6 +252,36 @@ def analyze_batch(
         options=options,
         _keep=keep,
     )
+
+
+def _plan(
+    found: ExperimentsRead,
+    model: str,
+    options: dict[str, Any],
+    seed: int,
+    directory: Path,
+    *,
+    force: bool,
+    reports: bool,
+    runs: bool,
+) -> tuple[dict[str, dict[str, Any]], list[Task]]:
+    """The records already known (refused experiments, unchanged ones from an earlier run) and the fits to run."""
+    key = settings_key(model, options, seed)
+    records: dict[str, dict[str, Any]] = {}
+    tasks = []
+    for item in found.experiments:
+        if item.cells is None:
+            records[item.name] = {"experiment": item.name, "status": REFUSED, "reason": item.refused, "rows": []}
+            continue
+        task = Task(
+            item.name, item.cells, model, options, experiment_seed(seed, item.name), directory, key, reports, runs
+        )
+        stored = None if force else stored_record(task)
+        if stored is None:
+            tasks.append(task)
+        else:
+            records[item.name] = stored | {"reused": True}
+    return records, tasks
 
 
 def _batch_seed(out: Path, seed: int | None) -> int:

@@ -18,7 +18,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ from abpool.io import to_jsonable, write_json
 
 OK, UNCONVERGED, REFUSED = "ok", "unconverged", "refused"
 ENGINES = ("process", "pool", "dask")
+# Experiments sent to a pool worker at once: a fast fit costs little more than its round trip through the
+# pool's queues, so up to this many travel together, fewer as the batch nears its end (see chunks).
+MAX_CHUNK = 8
+CHUNKS_PER_WORKER = 4
 
 
 def experiment_seed(seed: int, name: str) -> int:
@@ -95,36 +99,51 @@ def _private_compile_directory() -> None:
         os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={private}"]))
 
 
+def frame_records(frame: Any) -> list[dict[str, Any]]:
+    """``frame.to_dict("records")``, from one conversion of the whole frame: pandas' own walks every column.
+
+    An object array holds the same plain Python values (int, float, bool, str)
+    that ``to_dict`` boxes each cell into, so the records are equal.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"arm": ["A", "B"], "trials": [3, 4], "rate": [0.5, 0.25], "control": [True, False]})
+    >>> frame_records(frame) == frame.to_dict("records")
+    True
+    >>> frame_records(frame)[0]
+    {'arm': 'A', 'trials': 3, 'rate': 0.5, 'control': True}
+    """
+    names = [str(name) for name in frame.columns]
+    return [dict(zip(names, values, strict=True)) for values in frame.to_numpy(dtype=object).tolist()]
+
+
 def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
     """The results-table rows of one fitted experiment: its summary, decision, guardrail and diagnostics."""
-    summary = result.summary()
-    decisions = result.recommendations()
-    by_segment = {row.segment: row for row in decisions.itertuples(index=False)}
+    by_segment = {row["segment"]: row for row in frame_records(result.recommendations())}
     diagnostics = result.diagnostics
     provenance = result.provenance()
-    flagged = result.srm_flagged()
+    # The same for every row of the experiment: built once, then each row is its summary row merged in.
+    first = {
+        "experiment": name,
+        "status": OK if diagnostics.converged else UNCONVERGED,
+        "reason": None if diagnostics.converged else "; ".join(diagnostics.warnings),
+    }
+    last = {
+        "srm_flagged": result.srm_flagged(),
+        "converged": diagnostics.converged,
+        "max_rhat": diagnostics.max_rhat,
+        "divergences": diagnostics.divergences,
+        "model": result.model,
+        "prior": result.prior.name,
+        "seed": result.seed,
+        "data_fingerprint": provenance["data_fingerprint"],
+        "abpool_version": provenance["abpool_version"],
+    }
     rows = []
-    for row in summary.to_dict("records"):
+    for row in frame_records(result.summary()):
         decision = by_segment[row.get("segment")]
-        rows.append(
-            {
-                "experiment": name,
-                "status": OK if diagnostics.converged else UNCONVERGED,
-                "reason": None if diagnostics.converged else "; ".join(diagnostics.warnings),
-                **row,
-                "decision": decision.decision,
-                "decision_arm": decision.arm,
-                "srm_flagged": flagged,
-                "converged": diagnostics.converged,
-                "max_rhat": diagnostics.max_rhat,
-                "divergences": diagnostics.divergences,
-                "model": result.model,
-                "prior": result.prior.name,
-                "seed": result.seed,
-                "data_fingerprint": provenance["data_fingerprint"],
-                "abpool_version": provenance["abpool_version"],
-            }
-        )
+        rows.append(first | row | {"decision": decision["decision"], "decision_arm": decision["arm"]} | last)
     return rows
 
 
@@ -165,8 +184,48 @@ def fit_task(task: Task) -> dict[str, Any]:
     except AbpoolError as exc:
         record |= {"status": REFUSED, "reason": " ".join(str(exc).split()), "rows": []}
     record["seconds"] = round(time.perf_counter() - start, 3)
-    write_json(task.record_path, to_jsonable(record))
+    write_json(task.record_path, record)
     return record
+
+
+def fit_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    """Fit several experiments one after the other (one pool task); each record is still written as it finishes."""
+    return [fit_task(task) for task in tasks]
+
+
+def warm_up() -> None:
+    """Import and initialise what every fit needs: in a new worker, while the main process reads the table.
+
+    The first xarray object of a process looks up xarray's optional backends
+    (and imports dask when installed): half a second that would otherwise
+    delay the worker's first experiment.
+    """
+    import xarray as xr
+
+    _private_compile_directory()
+    xr.DataTree.from_dict({"warm-up": xr.Dataset({"x": ("draw", [0.0])}, coords={"draw": [0]})})
+
+
+def chunks(tasks: Sequence[Task], workers: int) -> list[Sequence[Task]]:
+    """Split ``tasks`` into pool tasks: up to :data:`MAX_CHUNK` experiments, shrinking to one near the end.
+
+    Each chunk holds a share of the tasks left after it, so the last ones are
+    single experiments and the workers finish together.
+
+    Examples
+    --------
+    >>> [len(chunk) for chunk in chunks(list(range(30)), 2)]
+    [3, 3, 3, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    >>> [len(chunk) for chunk in chunks(list(range(1000)), 2)][:3]
+    [8, 8, 8]
+    """
+    found: list[Sequence[Task]] = []
+    start = 0
+    while start < len(tasks):
+        size = max(1, min(MAX_CHUNK, (len(tasks) - start) // (workers * CHUNKS_PER_WORKER)))
+        found.append(tasks[start : start + size])
+        start += size
+    return found
 
 
 def stored_record(task: Task) -> dict[str, Any] | None:
@@ -190,12 +249,45 @@ class Engine:
 
     For Dask, ``scheduler`` is ``"local"`` (a LocalCluster with ``workers``
     single-threaded worker processes, started and stopped here) or the address
-    of a running scheduler (``tcp://host:8786``).
+    of a running scheduler (``tcp://host:8786``). Use it as a context manager:
+    a pool started early (:meth:`start`) is shut down on the way out.
     """
 
     kind: str = "process"
     workers: int = 1
     scheduler: str | None = None
+    _pool: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether fits run on a local process pool."""
+        return self.kind == "pool" and self.workers > 1
+
+    def start(self) -> None:
+        """Start the local pool's workers now, so they import and warm up while this process reads the table."""
+        if not self.pooled or self._pool is not None:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # Spawned, not forked: a fork would copy this process's threads (numba, DuckDB) mid-flight.
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        # A spawning pool starts a worker per task submitted while none is idle: one warm-up each starts them all.
+        for _ in range(self.workers):
+            self._pool.submit(warm_up)
+
+    def close(self) -> None:
+        """Shut the local pool down, if it was started: after an error, the fits not yet begun are dropped."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def run(self, tasks: Sequence[Task]) -> Iterator[dict[str, Any]]:
         """Run every task, yielding each record as its experiment finishes (in no fixed order)."""
@@ -203,16 +295,13 @@ class Engine:
             return
         if self.kind == "dask":
             yield from self._dask(tasks)
-        elif self.kind == "pool" and self.workers > 1 and len(tasks) > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+        elif self.pooled and len(tasks) > 1:
+            from concurrent.futures import as_completed
 
-            # Spawned, not forked: a fork would copy this process's threads (numba, DuckDB) mid-flight.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
-                futures = [pool.submit(fit_task, task) for task in tasks]
-                for future in as_completed(futures):
-                    yield future.result()
+            self.start()
+            futures = [self._pool.submit(fit_tasks, chunk) for chunk in chunks(tasks, self.workers)]
+            for future in as_completed(futures):
+                yield from future.result()
         else:
             for task in tasks:
                 yield fit_task(task)

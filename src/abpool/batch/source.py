@@ -133,8 +133,9 @@ def read_experiments(
                 read(group[: len(group) // 2])
                 read(group[len(group) // 2 :])
             return
+        parts = _split(together, column, segments)
         for name in group:
-            cells = _split(together, name, column, segments)
+            cells = parts.get(name)
             found[name] = Experiment(name, cells) if cells else _alone(data, name, column, segments, columns)
 
     read(names)
@@ -150,17 +151,23 @@ def _alone(data: DataSource, name: str, column: str, segments: list[str], column
         return Experiment(name, None, f"experiment {name!r}: {exc}")
 
 
-def _split(everything: Cells, name: str, column: str, segments: list[str]) -> Cells | None:
-    """One experiment's cells out of the whole table's; None when it needs reading alone (it has a single arm).
+def _split(everything: Cells, column: str, segments: list[str]) -> dict[str, Cells | None]:
+    """Each experiment's cells out of the whole table's, by name; None for one that needs reading alone (a single arm).
 
     Every other check (counts, labels, empty cells) already held for the whole table, so for each of its parts.
+    One pass groups the rows: filtering the table once per experiment would cost as much as every fit's summary.
     """
     table = everything.table
-    mine = table[table[column] == name].drop(columns=column).reset_index(drop=True)
-    if mine["arm"].nunique() < 2:
-        return None
-    rows = int(mine["trials"].sum()) if everything.form == "units" else len(mine)
-    return dataclasses.replace(everything, table=mine, segment_columns=tuple(segments), input_rows=rows)
+    rest = table.drop(columns=column)
+    parts: dict[str, Cells | None] = {}
+    for name, positions in table.groupby(column, sort=False).indices.items():
+        mine = rest.take(positions).reset_index(drop=True)
+        if mine["arm"].nunique() < 2:
+            parts[name] = None
+            continue
+        rows = int(mine["trials"].sum()) if everything.form == "units" else len(mine)
+        parts[name] = dataclasses.replace(everything, table=mine, segment_columns=tuple(segments), input_rows=rows)
+    return parts
 
 
 def _read_warehouse(data: Any, *, experiment: str | None, **columns: Any) -> ExperimentsRead:

@@ -10,6 +10,8 @@ from abpool.cli import (  # noqa: F401  (each module registers its command)
     analyze,
     batch,
     demo,
+    means,
+    metrics,
     report,
     segments,
     simulate,

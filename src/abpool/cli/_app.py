@@ -193,13 +193,25 @@ def parse_split(text: str | None) -> dict[str, float] | list[float] | None:
         raise AbpoolError(f"--split must be weights such as A=50,B=50 or 50,50, got {text!r}") from None
 
 
-def _read_database(data: str, options: dict[str, Any], *, table: str | None, query: str | None) -> Any:
+# The columns a means fit reads, by option name (the rest of its options are the model's).
+MOMENT_ROLES = ("arm", "value", "n", "sum", "sum_sq", "mean", "sd", "std_error", "control", "cap")
+
+
+def _read_database(
+    data: str, options: dict[str, Any], *, table: str | None, query: str | None, model: str = "variants"
+) -> Any:
     """A database (DuckDB file or PostgreSQL) read to cells here, where --table/--query apply; else ``data``."""
     from abpool.data import load_cells
     from abpool.data.warehouse import is_warehouse
 
     if table is None and query is None and not is_warehouse(data):
         return data
+    if model == "means":
+        from abpool.data import read_moments
+
+        return read_moments(
+            data, table=table, query=query, **{k: options[k] for k in MOMENT_ROLES if options.get(k) is not None}
+        )
     roles = ("arm", "outcome", "trials", "successes", "segment", "control")
     return load_cells(data, table=table, query=query, **{k: options[k] for k in roles if options.get(k) is not None})
 
@@ -254,7 +266,7 @@ def analyse_and_emit(
         if "split" in options:
             options = {**options, "split": parse_split(options["split"])}
         with spinner:
-            data = _read_database(data, options, table=table, query=query)
+            data = _read_database(data, options, table=table, query=query, model=model)
             # The CLI judges convergence itself, in one line, after printing the diagnostics.
             result = model_entry(model).fit(data, **options, on_unconverged="ignore")
         if calibrate:

@@ -149,6 +149,40 @@ def read_cells(
     return read_local(data, where=where, table=table, query=query, **columns)
 
 
+def read_moments(
+    data: Any,
+    *,
+    where: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    value: str | None = None,
+    cap: float | None = None,
+    **columns: Any,
+) -> Any:
+    """:func:`abpool.data.moments.load_moments` of any source: a database server reduces the values inside it.
+
+    A PostgreSQL connection string or an Ibis table gives unit rows with a
+    ``value`` column, reduced to per-arm moments where they live
+    (:func:`abpool.data.warehouse.read_warehouse_moments`); every other source
+    is read by DuckDB, ``where`` keeping the rows meeting a SQL condition.
+    """
+    from abpool.data.moments import load_moments
+
+    if is_warehouse(data):
+        if where is not None:
+            raise InvalidArgumentError("where applies to files and DuckDB databases, not to a database server")
+        statistics = sorted(role for role in ("n", "sum", "sum_sq", "mean", "sd", "std_error") if columns.get(role))
+        if statistics:
+            raise InvalidArgumentError(
+                "from a database, give unit rows with --value: per-arm statistics are read from files and DataFrames"
+            )
+        from abpool.data.warehouse import read_warehouse_moments
+
+        wanted = {key: columns.get(key) for key in ("arm", "segment", "control")}
+        return read_warehouse_moments(data, table=table, query=query, value=value, cap=cap, **wanted)
+    return load_moments(data, where=where, table=table, query=query, value=value, cap=cap, **columns)
+
+
 def cells_from_counts(
     successes: Sequence[int] | np.ndarray,
     trials: Sequence[int] | np.ndarray,
@@ -217,4 +251,5 @@ __all__ = [
     "cells_from_counts",
     "load_cells",
     "read_cells",
+    "read_moments",
 ]

@@ -156,6 +156,15 @@ class Cells:
             successes_column=data.get("successes_column"),
         )
 
+    def column_options(self) -> list[tuple[str, str]]:
+        """The command-line options naming the source's outcome or count columns (``[("--trials", "n"), …]``)."""
+        named = (
+            ("--outcome", self.outcome_column),
+            ("--trials", self.trials_column),
+            ("--successes", self.successes_column),
+        )
+        return [(option, column) for option, column in named if column is not None]
+
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready description of the data (provenance)."""
         return {

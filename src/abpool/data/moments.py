@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from abpool.continuous.stats import Moments, combine_moments, moments_from_sums
 from abpool.data.cells import SEGMENT_SEPARATOR, _resolve, joined_labels, resolve_roles
@@ -188,6 +189,55 @@ class ArmMoments:
         payload = json.dumps({"kind": "moments", "columns": [*keys, "n", "mean", "m2"], "data": rows})
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    @property
+    def std_errors(self) -> NDArray[np.float64]:
+        """Standard error of each cell's mean, ``sd / √n`` (the model's known ``sigma_j``)."""
+        table = self.table
+        n = table["n"].to_numpy(dtype=float)
+        return np.sqrt(table["m2"].to_numpy(dtype=float) / (n - 1.0) / n)
+
+    def column_options(self) -> list[tuple[str, str]]:
+        """The command-line options naming the source's value or statistics columns (``[("--value", "revenue")]``)."""
+        if self.value_column is not None:
+            return [("--value", self.value_column)]
+        return [(_FLAGS[role], column) for role, column in (self.statistics_columns or {}).items()]
+
+    def to_record(self) -> dict[str, Any]:
+        """The cells as JSON-ready data: :meth:`describe` and the table (read back by :meth:`from_record`).
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> stats = pd.DataFrame({"arm": ["A", "B"], "n": [40, 50], "mean": [2.0, 2.5], "sd": [1.0, 1.5]})
+        >>> moments = load_moments(stats)
+        >>> ArmMoments.from_record(moments.to_record()).fingerprint == moments.fingerprint
+        True
+        """
+        return {**self.describe(), "kind": "moments", "table": self.table.to_dict("list")}
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> ArmMoments:
+        """Cells rebuilt from :meth:`to_record`'s data (a saved run)."""
+        table = pd.DataFrame(data["table"])
+        for column in [*data["segment_columns"], "arm"]:
+            table[column] = table[column].astype(object).map(str)
+        for column in ("n", "capped"):
+            if column in table:
+                table[column] = table[column].astype("int64")
+        for column in ("mean", "m2", "skewness"):
+            table[column] = table[column].astype("float64")
+        return cls(
+            table=table,
+            segment_columns=tuple(data["segment_columns"]),
+            arm_column=str(data["arm_column"]),
+            form=data["form"],
+            source=str(data["source"]),
+            input_rows=int(data["input_rows"]),
+            value_column=data.get("value_column"),
+            statistics_columns=data.get("statistics_columns"),
+            cap=data.get("cap"),
+        )
+
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready description of the data (provenance).
 
@@ -234,6 +284,7 @@ def load_moments(
     cap: float | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
 ) -> ArmMoments:
     """Read a continuous metric and reduce it to per-(segment, arm) moments, validating everything.
 
@@ -275,6 +326,10 @@ def load_moments(
     table, query : str, optional
         With a DuckDB database file: the table to read, or a SQL query over
         its tables whose rows are the data (one of the two).
+    where : str, optional
+        A DuckDB SQL condition: only the rows meeting it are the data (one
+        metric of a long table, say); rows are still numbered in the whole
+        source.
 
     Returns
     -------
@@ -320,7 +375,7 @@ def load_moments(
     quantile = _check_cap(cap)
     if isinstance(data, ArmMoments):
         return _passthrough(data, segment, control)
-    with connection(table=table, query=query) as con:
+    with connection(table=table, query=query, where=where) as con:
         return _load_moments(con, data, arm, value, segment, statistics, control, quantile)
 
 
@@ -354,28 +409,30 @@ def normal_approximation_warnings(moments: ArmMoments) -> list[str]:
     >>> import pandas as pd
     >>> stats = pd.DataFrame({"arm": ["A", "B"], "n": [12, 400], "mean": [2.0, 2.5], "sd": [1.0, 1.5]})
     >>> normal_approximation_warnings(load_moments(stats))  # doctest: +NORMALIZE_WHITESPACE
-    ["cell 'A' has 12 users, fewer than 30: too few to treat its standard error as known; read its
+    ["arm 'A' has 12 users, fewer than 30: too few to treat its standard error as known; read its
       interval with care or collect more data"]
     """
     warnings = []
     table = moments.table
+    # Without segments a cell is an arm, and the reader knows it by that name.
+    noun = "cell" if moments.segment_columns else "arm"
     for label, n, m2, skew in zip(moments.cell_labels(), table["n"], table["m2"], table["skewness"], strict=True):
         if m2 == 0:
             warnings.append(
-                f"cell {label!r}: all its {n} values are equal, so its standard error is 0 and its mean is taken "
+                f"{noun} {label!r}: all its {n} values are equal, so its standard error is 0 and its mean is taken "
                 "as exact; check the metric"
             )
         elif n < MIN_UNITS:
             warnings.append(
-                f"cell {label!r} has {n} users, fewer than {MIN_UNITS}: too few to treat its standard error as "
+                f"{noun} {label!r} has {n} users, fewer than {MIN_UNITS}: too few to treat its standard error as "
                 "known; read its interval with care or collect more data"
             )
         elif np.isfinite(skew) and n <= COCHRAN_FACTOR * skew**2:
             needed = math.floor(COCHRAN_FACTOR * skew**2) + 1
             warnings.append(
-                f"cell {label!r} is skewed (skewness {skew:.3g}): its mean is close to normal from about "
+                f"{noun} {label!r} is skewed (skewness {skew:.3g}): its mean is close to normal from about "
                 f"{needed:,} users (n > {COCHRAN_FACTOR}·skewness²) and it has {n:,}; cap the metric "
-                "(e.g. cap=0.99) or collect more data"
+                "(e.g. --cap 0.99) or collect more data"
             )
     return warnings
 

@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from abpool.data.cells import Cells, Roles, _resolve, resolve_roles
@@ -503,3 +504,111 @@ def read_warehouse_cells(
         **read.count_columns,
     )
     return read.finish(cells)
+
+
+def read_warehouse_moments(
+    data: Any,
+    *,
+    table: str | None = None,
+    query: str | None = None,
+    arm: str | None = None,
+    value: str | None = None,
+    segment: str | Sequence[str] | None = None,
+    control: str | None = None,
+    cap: float | None = None,
+) -> Any:
+    """:func:`abpool.data.load_moments` of a database: unit values reduced to per-arm moments inside it.
+
+    One ``GROUP BY`` returns each cell's ``n``, the sums of ``d = x − c`` and
+    ``d²`` around a shift ``c`` (the median of up to a thousand values, asked
+    first, as the file path does), the database's own ``var_samp`` and the count
+    of NULL, NaN or infinite values. ``M2 = Σd² − (Σd)²/n`` keeps its digits
+    when ``c`` is near the cell's values (values of ``1e6 + N(0, 30²)``: about
+    1e-15, where ``var_samp`` loses three more); a cell far from ``c`` takes
+    ``var_samp``. The sums are the database's plain sums, not compensated as
+    DuckDB's are, so the moments agree with the file path's to about 1e-14,
+    not to the last bit. ``cap`` is the database's ``percentile_cont`` over
+    the whole experiment. Skewness is not computed in the database, so
+    Cochran's rule is not applied (the small-sample rule is).
+    """
+    import math
+
+    from abpool.data.cells import ARM_NAMES
+    from abpool.data.moments import _SHIFT_CANCELLATION, _SHIFT_ROWS, VALUE_NAMES, load_moments
+
+    ibis = _ibis()
+    with _opened(data, table, query) as database:
+        source = database.table
+        columns = [str(c) for c in source.columns]
+        arm_column = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", database.name)
+        value_column = _resolve(columns, value, VALUE_NAMES, "value", "--value", database.name)
+        wanted = [segment] if isinstance(segment, str) else list(segment or [])
+        segments = [str(_resolve(columns, name, (), "segment", "--segment", database.name)) for name in wanted]
+        keys = [*segments, arm_column]
+        if not source[value_column].type().is_numeric():
+            raise InvalidDataError(
+                f"value column {value_column!r} of {database.name} is {source[value_column].type()}, not numbers; "
+                "a continuous metric needs one number per user"
+            )
+        values = source[value_column].cast("float64")
+        bad = values.isnull() | values.isnan() | values.isinf()
+        cap_value = None
+        if cap is not None:
+            found = database.run(source.aggregate(cap=values.quantile(cap, where=~bad)))
+            cap_value = float(found["cap"].iloc[0])
+        kept = values if cap_value is None else ibis.least(values, cap_value)
+        sample = source.filter(~bad).select(v=values).limit(_SHIFT_ROWS)
+        found = database.run(sample.aggregate(c=sample.v.median()))["c"].iloc[0]
+        shift = 0.0 if pd.isna(found) else float(found)
+        d = kept - shift
+        grouped = source.group_by(keys).aggregate(
+            n=source.count(where=~bad),
+            s1=d.sum(where=~bad),
+            s2=(d * d).sum(where=~bad),
+            variance=kept.var(how="sample", where=~bad),
+            bad=source.count(where=bad),
+            capped=source.count(where=~bad & (values > (math.inf if cap_value is None else cap_value))),
+        )
+        statistics = [grouped[name] for name in ("n", "s1", "s2", "variance", "bad", "capped")]
+        frame = database.run(grouped.select(*[grouped[k].cast("string").name(k) for k in keys], *statistics))
+    if frame.empty:
+        raise InvalidDataError(f"{database.name} has no data rows")
+    faults = int(frame["bad"].sum())
+    if faults:
+        raise InvalidDataError(
+            f"value column {value_column!r} has {faults:,} NULL, NaN or infinite values in {database.name}; "
+            "filter them out in a --query, or fill them in"
+        )
+    # Sorted as the file path sorts the cells of unit rows: the same data give the same order wherever they live.
+    ordered = _sorted_cells(frame.rename(columns={arm_column: "arm"}), segments).rename(columns={"arm": arm_column})
+    n = ordered["n"].to_numpy(dtype=float)
+    s1, s2 = ordered["s1"].to_numpy(dtype=float), ordered["s2"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shifted = s2 - s1 * s1 / n
+        m2 = np.where(shifted >= _SHIFT_CANCELLATION * s2, shifted, ordered["variance"].to_numpy(dtype=float) * (n - 1))
+        statistics = ordered.assign(mean=shift + s1 / n, sd=np.sqrt(np.maximum(m2, 0.0) / (n - 1)))
+    statistics = statistics.drop(columns=["s1", "s2", "variance", "bad"])
+    read = load_moments(
+        NamedFrame(statistics.drop(columns="capped"), database.name),
+        arm=arm_column,
+        segment=segments or None,
+        n="n",
+        mean="mean",
+        sd="sd",
+        control=control,
+    )
+    capped = None
+    table = read.table
+    if cap_value is not None:
+        capped = {"quantile": cap, "value": cap_value, "scope": "experiment", "capped": int(frame["capped"].sum())}
+        table = table.assign(capped=ordered["capped"].astype("int64").to_numpy())
+    return dataclasses.replace(
+        read,
+        form="units",
+        input_rows=int(frame["n"].sum()),
+        value_column=value_column,
+        statistics_columns=None,
+        cap=capped,
+        source=database.name,
+        table=table,
+    )

@@ -61,8 +61,8 @@ def colour(index: int) -> str:
     return PALETTE[index % len(PALETTE)]
 
 
-def density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Kernel density on ``grid``, reflected at 0 and 1 so rates near a bound are not smeared past it."""
+def density(values: np.ndarray, grid: np.ndarray, *, bounded: bool = True) -> np.ndarray:
+    """Kernel density on ``grid``; for rates (``bounded``) reflected at 0 and 1 so mass near a bound stays inside."""
     from scipy.stats import gaussian_kde
 
     step = max(1, values.size // MAX_KDE_DRAWS)
@@ -70,6 +70,8 @@ def density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     if np.ptp(sample) == 0:
         return np.zeros_like(grid)
     kde = gaussian_kde(sample)
+    if not bounded:
+        return kde(grid)
     return kde(grid) + kde(-grid) + kde(2.0 - grid)
 
 

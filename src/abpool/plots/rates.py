@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,38 +72,43 @@ def plot_posterior(results: Any, arm: Any = None, *, segment: str | int | None =
         chosen = list(arm)
     fig = new_figure(7.0, 3.8)
     ax = fig.add_subplot()
-    low, high = 1.0, 0.0
+    metric = first.metric
+    rates = metric.kind == "binary"
+    low, high = math.inf, -math.inf
     for res in found.values():
         draws = res.rate_draws(segment)[:, [res.arm_index(a) for a in chosen]]
         q_low, q_high = np.quantile(draws, [0.0005, 0.9995])
-        grand = res.grand_rate(segment)
+        grand = res.grand_value(segment)
         low, high = min(low, q_low, grand), max(high, q_high, grand)
-    pad = 0.08 * max(high - low, 0.02)
-    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    pad = 0.08 * max(high - low, 0.02 if rates else 1e-12)
+    low, high = (max(0.0, low - pad), min(1.0, high + pad)) if rates else (low - pad, high + pad)
     grid = np.linspace(low, high, KDE_POINTS)
     index = 0
+    users = "trials" if rates else "users"
     for s, (label, res) in enumerate(found.items()):
-        trials, _ = res.counts(segment)
+        sizes = res.estimates()
+        sizes = sizes if segment is None else sizes[sizes["segment"] == res.segments[res.segment_index(segment)]]
+        trials = sizes["trials"].to_numpy()
         for a in chosen:
             j = res.arm_index(a)
-            curve = density(res.rate_draws(segment)[:, j], grid)
+            curve = density(res.rate_draws(segment)[:, j], grid, bounded=rates)
             name = literal(res.arms[j])
-            text = f"{name} ({int(trials[j]):,} trials)"
+            text = f"{name} ({int(trials[j]):,} {users})"
             # A scenario's label already names what changes ("A with 10 trials").
             line_label = (literal(label) if len(chosen) == 1 else f"{literal(label)}: {name}") if label else text
             ax.plot(grid, curve, color=colour(index), linewidth=2, label=line_label)
             ax.fill_between(grid, curve, color=colour(index), alpha=0.12, linewidth=0)
             index += 1
-        grand = res.grand_rate(segment)
-        grand_label = f"grand rate{f' ({literal(label)})' if label else ''} = {grand:.3f}"
+        grand = res.grand_value(segment)
+        grand_label = f"grand {metric.noun}{f' ({literal(label)})' if label else ''} = {metric.value(grand)}"
         scenario_colour = colour(s * len(chosen)) if len(found) > 1 else "0.25"
         ax.axvline(grand, color=scenario_colour, linestyle="--", linewidth=1.4, label=grand_label)
     ax.set_xlim(low, high)
     ax.set_ylim(bottom=0)
-    ax.set_xlabel("rate")
+    ax.set_xlabel(metric.label)
     ax.set_ylabel("posterior density")
     names = ", ".join(literal(first.arms[first.arm_index(a)]) for a in chosen)
-    ax.set_title(f"Posterior of the rate: {names}{_where(segment)}", loc="left")
+    ax.set_title(f"Posterior of the {metric.noun}: {names}{_where(segment)}", loc="left")
     ax.legend(frameon=False, fontsize="small")
     ax.spines[["top", "right"]].set_visible(False)
     return fig
@@ -166,13 +172,19 @@ def plot_boxplots(results: Any, *, segment: str | int | None = None) -> Figure:
     ax.set_xticks(range(len(names)), [literal(n) for n in names])
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_xlabel("arm")
-    ax.set_ylabel("rate")
-    ax.set_title(f"Posterior rates{_where(segment)} (box: 50%, whiskers: {level:.0%} interval)", loc="left")
+    noun = next(iter(found.values())).metric.noun
+    ax.set_ylabel(next(iter(found.values())).metric.label)
+    ax.set_title(f"Posterior {noun}s{_where(segment)} (box: 50%, whiskers: {level:.0%} interval)", loc="left")
     if n_scen > 1:
         ax.legend(handles=handles, frameon=False, fontsize="small")
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", alpha=0.3)
     return fig
+
+
+def first_metric(found: dict[str, Any]) -> Any:
+    """The metric of the first scenario (scenarios compared in one figure measure the same thing)."""
+    return next(iter(found.values())).metric
 
 
 def _rate_shrinkage(summary: pd.DataFrame) -> pd.DataFrame:
@@ -239,14 +251,17 @@ def plot_shrinkage(results: Any) -> Figure:
     found = scenarios(results)
     panels: list[tuple[str, pd.DataFrame, float, str, str]] = []
     for label, res in found.items():
-        summary = res.summary()
+        summary = res.estimates()
         if res.segmented:
             for arm in res.treatments:
                 frame, overall = _lift_shrinkage(summary, arm)
                 title = f"{literal(label)}: {literal(arm)}" if label else f"lift of {literal(arm)}"
                 panels.append((title, frame, overall, "overall lift", "observed lift"))
         else:
-            panels.append((literal(label), _rate_shrinkage(summary), res.grand_rate(), "grand rate", "observed rate"))
+            noun = res.metric.noun
+            panels.append(
+                (literal(label), _rate_shrinkage(summary), res.grand_value(), f"grand {noun}", f"observed {noun}")
+            )
     biggest = max(float(frame["trials"].max()) for _, frame, _, _, _ in panels)
     rows = sum(len(frame) for _, frame, _, _, _ in panels)
     fig = new_figure(7.5, 1.0 + 0.42 * rows + 0.5 * len(panels))
@@ -264,10 +279,10 @@ def plot_shrinkage(results: Any) -> Figure:
             ax.set_title(title, loc="left", fontsize="medium")
     handles, labels = axes[0].get_legend_handles_labels()
     # Below the panels, where it can hide no marker; the reference value differs per panel, so say it generically.
-    labels = [text.rsplit(" ", 1)[0] if text.startswith(("grand rate", "overall lift")) else text for text in labels]
+    labels = [text.rsplit(" ", 1)[0] if text.startswith(("grand ", "overall lift")) else text for text in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=4, frameon=False, fontsize="small", markerscale=0.6)
     lifts = any(res.segmented for res in found.values())
-    axes[-1].set_xlabel("lift, percentage points (treatment − control)" if lifts else "rate")
+    axes[-1].set_xlabel("lift, percentage points (treatment − control)" if lifts else first_metric(found).label)
     return fig
 
 
@@ -350,7 +365,8 @@ def plot_forest(result: Result, *, rows: Sequence[int] | None = None) -> Figure:
     [2, 1]
     """
     (result,) = scenarios(result).values()
-    summary = result.summary()
+    summary = result.estimates()
+    metric = result.metric
     key = "segment" if result.segmented else None
     controls = summary[summary["is_control"]]
     control_of = controls.set_index(key) if key else None
@@ -391,11 +407,12 @@ def plot_forest(result: Result, *, rows: Sequence[int] | None = None) -> Figure:
         frame["rate"], y - 0.15, xerr=errors(frame, "rate"), fmt="o", color="#0072B2", capsize=3, label="treatment"
     )
     left.set_yticks(y, labels)
-    left.set_xlabel("rate")
-    left.set_title("Rates" + (" by segment" if key else ""), loc="left", fontsize="medium")
+    left.set_xlabel(metric.label)
+    left.set_title(f"{metric.noun.capitalize()}s" + (" by segment" if key else ""), loc="left", fontsize="medium")
     left.legend(frameon=False, fontsize="small")
-    # Lifts in percentage points, the unit of the tables.
-    right.errorbar(100 * frame["lift"], y, xerr=100 * errors(frame, "lift"), fmt="D", color="#D55E00", capsize=3)
+    # Lifts in the unit of the tables: percentage points for rates.
+    scale = metric.difference_scale
+    right.errorbar(scale * frame["lift"], y, xerr=scale * errors(frame, "lift"), fmt="D", color="#D55E00", capsize=3)
     right.axvline(0.0, color="0.25", linestyle="--", linewidth=1.0)
     for k, p in enumerate(frame["prob_beats_control"].to_numpy(dtype=float)):
         right.annotate(
@@ -407,7 +424,7 @@ def plot_forest(result: Result, *, rows: Sequence[int] | None = None) -> Figure:
             va="center",
             fontsize="small",
         )
-    right.set_xlabel("lift, percentage points")
+    right.set_xlabel("lift, percentage points" if metric.kind == "binary" else f"lift ({metric.label})")
     right.set_title("Lift", loc="left", fontsize="medium")
     for ax in (left, right):
         ax.spines[["top", "right"]].set_visible(False)

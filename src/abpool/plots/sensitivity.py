@@ -41,6 +41,10 @@ def plot_sensitivity(found: dict[str, Any], *, limit: int = MAX_ROWS) -> Figure:
     >>> len(fig.axes[0].containers)  # one error-bar series per prior
     5
     """
+    from abpool.metric import Metric
+
+    metric = Metric.from_description(found.get("metric"))
+    scale = metric.difference_scale
     panel = found["panel"]
     segmented = bool(found["segmented"])
     treated = [row for row in found["answers"] if not row["is_control"]]
@@ -57,9 +61,9 @@ def plot_sensitivity(found: dict[str, Any], *, limit: int = MAX_ROWS) -> Figure:
     offsets = np.linspace(0.3, -0.3, len(panel)) if len(panel) > 1 else np.zeros(1)
     for index, (entry, offset) in enumerate(zip(panel, offsets, strict=True)):
         rows = [by_key[(entry["label"], segment, arm)] for segment, arm in keys]
-        centre = 100 * np.array([row["lift"] for row in rows], dtype=float)
-        low = 100 * np.array([row["lift_ci_low"] for row in rows], dtype=float)
-        high = 100 * np.array([row["lift_ci_high"] for row in rows], dtype=float)
+        centre = scale * np.array([row["lift"] for row in rows], dtype=float)
+        low = scale * np.array([row["lift_ci_low"] for row in rows], dtype=float)
+        high = scale * np.array([row["lift_ci_high"] for row in rows], dtype=float)
         reference = not entry["counted"]
         tint = "0.55" if reference else colour(index)
         ax.errorbar(
@@ -73,14 +77,16 @@ def plot_sensitivity(found: dict[str, Any], *, limit: int = MAX_ROWS) -> Figure:
             markersize=4,
             label=literal(entry["label"] + (" (reference, not counted)" if reference else "")),
         )
-    threshold = 100 * float(found["threshold"])
+    threshold = scale * float(found["threshold"])
     ax.axvline(0.0, color="0.25", linestyle="--", linewidth=1.0)
     for side in (-threshold, threshold):
         ax.axvline(side, color="0.45", linestyle=":", linewidth=1.0)
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.7, len(keys) - 0.3)
+    unit = "percentage points" if metric.kind == "binary" else metric.label
     ax.set_xlabel(
-        f"lift vs {literal(found['control'])}, percentage points (dotted: ±{threshold:g} pp, the threshold of caring)"
+        f"lift vs {literal(found['control'])}, {unit} (dotted: ±{metric.amount(float(found['threshold']))}, "
+        "the threshold of caring)"
     )
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="x", alpha=0.3)

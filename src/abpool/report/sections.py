@@ -63,8 +63,8 @@ def recommendation_blocks(result: Result) -> tuple[Block, ...]:
             "",
             (
                 ("rule", result.decision_rule()),
-                ("threshold of caring", fmt.loss(result.threshold)),
-                ("ROPE", f"±{fmt.loss(rope)}"),
+                ("threshold of caring", result.metric.loss(result.threshold)),
+                ("ROPE", f"±{result.metric.loss(rope)}"),
                 ("control", f"{result.control} ({result.control_reason})"),
             ),
         )

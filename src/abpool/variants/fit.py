@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from functools import lru_cache
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,6 +40,20 @@ MCMC_DRAWS = 2_000
 MIN_EXACT_DRAWS = 1_000
 MIN_DRAWS_PER_CHAIN = 100
 MIN_CHAINS = 2
+
+
+@lru_cache(maxsize=16)
+def _coordinates(chains: int | None, draws: int | None, arms: tuple[str, ...]) -> Any:
+    """The coordinates of a fit's draws (``chain``, ``draw`` and ``arm``; only ``arm`` without chains), built once.
+
+    Building their indexes costs more than the rest of the draws' Dataset, and a
+    batch fits experiment after experiment of the same shape. Indexes never
+    change, so the Datasets can share them.
+    """
+    import xarray as xr
+
+    coords: dict[str, Any] = {} if chains is None else {"chain": np.arange(chains), "draw": np.arange(draws)}
+    return xr.Coordinates(coords | {"arm": list(arms)})
 
 
 def default_exact_draws(n_variants: int) -> int:
@@ -198,11 +213,13 @@ def fit_variants(
     rng = np.random.default_rng(seed)
     y = cells.table["successes"].to_numpy()
     n = cells.table["trials"].to_numpy()
-    control_label, control_reason = choose_control(cells.arms, control)
-    if control_label not in cells.arms:
-        raise InvalidArgumentError(f"control must be one of {', '.join(cells.arms[:20])}, got {control_label!r}")
+    # Read once: each reading walks the table's arm column.
+    arms = cells.arms
+    control_label, control_reason = choose_control(arms, control)
+    if control_label not in arms:
+        raise InvalidArgumentError(f"control must be one of {', '.join(arms[:20])}, got {control_label!r}")
     threshold = check_positive(threshold, "threshold", hint=" (an expected loss such as 0.001)")
-    split = check_split(split, cells.arms)
+    split = check_split(split, arms)
 
     sample_stats = None
     if engine == "exact":
@@ -226,7 +243,7 @@ def fit_variants(
         )
         chains = check_int(chains, "chains", minimum=MIN_CHAINS, hint=" (R-hat compares chains)")
         tune_used = check_int(tune, "tune", minimum=1)
-        model = build_pymc_model(y, n, list(cells.arms), prior_obj)
+        model = build_pymc_model(y, n, list(arms), prior_obj)
         idata, diagnostics = sample_nuts(
             model,
             var_names=["logit_mean", "log_concentration"],
@@ -251,9 +268,9 @@ def fit_variants(
             "population_mean": (dims, a / (a + b)),
             "concentration": (dims, a + b),
         },
-        coords={"chain": np.arange(a.shape[0]), "draw": np.arange(a.shape[1]), "arm": list(cells.arms)},
+        coords=_coordinates(a.shape[0], a.shape[1], arms),
     )
-    observed = xr.Dataset({"successes": ("arm", y), "trials": ("arm", n)}, coords={"arm": list(cells.arms)})
+    observed = xr.Dataset({"successes": ("arm", y), "trials": ("arm", n)}, coords=_coordinates(None, None, arms))
     groups = {"posterior": posterior, "observed_data": observed}
     if sample_stats is not None:
         groups["sample_stats"] = sample_stats

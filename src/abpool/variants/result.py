@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,9 +61,10 @@ class VariantsResult(ReportableResult):
     tune: int | None = None
 
     # ------------------------------------------------------------------ draws
-    @property
+    @cached_property
     def arms(self) -> tuple[str, ...]:
-        return tuple(self.cells.table["arm"])
+        # Asked for a dozen times per summary; reading a string column costs more than every answer of it.
+        return tuple(self.cells.table["arm"].tolist())
 
     @classmethod
     def prior_panel(cls) -> list[PanelEntry]:
@@ -72,20 +74,32 @@ class VariantsResult(ReportableResult):
     def panel_entry(cls, item: Any) -> PanelEntry:
         return variants_panel_entry(item)
 
+    @cached_property
+    def _draws(self) -> dict[str, NDArray[np.float64]]:
+        """The posterior's arrays by name, read out of the tree once (each lookup in it costs a draw's worth)."""
+        posterior = self.tree["posterior"]
+        return {name: posterior[name].values for name in ("a", "b")} | {
+            "rate": posterior["rate"].transpose("chain", "draw", "arm").values
+        }
+
     def _posterior(self, name: str) -> NDArray[np.float64]:
-        return self.tree["posterior"][name].values
+        return self._draws[name]
 
     def _compute_rate_draws(self) -> NDArray[np.float64]:
-        rate = self.tree["posterior"]["rate"].transpose("chain", "draw", "arm").values
+        rate = self._draws["rate"]
         return rate.reshape(-1, 1, rate.shape[-1])
 
-    def _cell_counts(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    @cached_property
+    def _counts(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         table = self.cells.table
         return table["trials"].to_numpy()[None, :], table["successes"].to_numpy()[None, :]
 
+    def _cell_counts(self) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        return self._counts
+
     def _pooling(self) -> NDArray[np.float64]:
         concentration = (self._posterior("a") + self._posterior("b")).reshape(-1, 1)
-        trials = self.cells.table["trials"].to_numpy()[None, :]
+        trials = self._counts[0]
         return (concentration / (concentration + trials)).mean(axis=0)[None, :]
 
     def _population_rows(self) -> list[dict[str, Any]]:
