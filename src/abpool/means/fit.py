@@ -64,6 +64,7 @@ def default_threshold(moments: ArmMoments) -> float:
     Examples
     --------
     >>> import pandas as pd
+    >>> from abpool.data.moments import load_moments
     >>> stats = pd.DataFrame({"arm": ["A", "B"], "n": [100, 300], "mean": [2.0, 4.0], "sd": [1.0, 1.0]})
     >>> default_threshold(load_moments(stats))
     0.035
