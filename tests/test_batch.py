@@ -186,3 +186,44 @@ def test_without_runs_the_numbers_are_the_same_and_a_result_is_refitted_on_deman
     full = analyze_batch(table, experiment="experiment", out=tmp_path / "lean", seed=5, reports=False)
     assert (full.fitted, full.reused) == (3, 0)
     pd.testing.assert_frame_equal(full.table, saved.table)
+
+
+def test_a_continuous_metric_batch_fits_each_experiment_with_its_own_cap(tmp_path, seed) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for name, scale in (("e1", 10.0), ("e2", 100.0)):
+        arm = rng.choice(["A", "B", "C"], 900)
+        bought = rng.random(900) < 0.3
+        frames.append(
+            pd.DataFrame({"experiment": name, "variant": arm, "revenue": bought * rng.exponential(scale, 900)})
+        )
+    # One experiment with a single arm: refused with its reason, the others fitted.
+    frames.append(pd.DataFrame({"experiment": "e3", "variant": "A", "revenue": rng.exponential(1.0, 50)}))
+    table = pd.concat(frames, ignore_index=True)
+    path = tmp_path / "revenue.parquet"
+    table.to_parquet(path)
+    done = analyze_batch(path, value="revenue", cap=0.95, out=tmp_path / "out", seed=seed, runs=False)
+    assert done.statuses()["status"].tolist() == ["ok", "ok", "refused"]
+    assert "e3" in done.statuses()["reason"].iloc[2]
+    for name in ("e1", "e2"):
+        rows = table[table["experiment"] == name].drop(columns="experiment")
+        record = next(r for r in done.records if r["experiment"] == name)
+        alone = abpool.analyze_means(rows, cap=0.95, seed=int(record["seed"]))
+        # Each experiment is capped at its own 95th percentile, not at the whole table's.
+        assert alone.cells.cap["value"] == pytest.approx(np.quantile(rows["revenue"], 0.95))
+        pd.testing.assert_frame_equal(done.result(name).summary(), alone.summary())
+    fitted = done.table[done.table["status"] == "ok"]
+    assert {"mean", "mean_ci_low", "n", "observed_mean"} <= set(fitted.columns)
+    again = subprocess.run(
+        [sys.executable, "-m", "abpool", "batch", str(path), "--value", "revenue", "--cap", "0.95", "--out",
+         str(tmp_path / "cli"), "--seed", str(seed), "--no-runs"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 1, again.stderr  # one experiment refused
+    assert pd.read_parquet(tmp_path / "cli" / "results.parquet").equals(
+        pd.read_parquet(tmp_path / "out" / "results.parquet")
+    )
+    with pytest.raises(InvalidArgumentError, match="^value names a continuous metric"):
+        analyze_batch(path, value="revenue", segment="variant", out=tmp_path / "bad")

@@ -45,7 +45,7 @@ from abpool._validation import check_int, check_seed
 from abpool.api import choose_model
 from abpool.batch.index import write_index
 from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_seed, settings_key, stored_record
-from abpool.batch.source import ExperimentsRead, read_experiments
+from abpool.batch.source import ExperimentsRead, read_experiments, read_moment_experiments
 from abpool.batch.writeback import check_target, write_results
 from abpool.data import DataSource
 from abpool.errors import InvalidArgumentError
@@ -99,6 +99,7 @@ class BatchResult:
         so it gives the same numbers as the batch did.
         """
         from abpool.data import Cells
+        from abpool.data.moments import ArmMoments
         from abpool.result import model_entry
         from abpool.store import load
 
@@ -111,7 +112,9 @@ class BatchResult:
         run = self.out / EXPERIMENTS_DIR / experiment_key(experiment)
         if (run / "manifest.json").exists() or "cells" not in record:
             return load(run)
-        cells = Cells.from_record(record["cells"])
+        # A continuous metric's record holds its per-arm moments.
+        kind = ArmMoments if record["cells"].get("kind") == "moments" else Cells
+        cells = kind.from_record(record["cells"])
         columns = {"segment": list(cells.segment_columns)} if cells.segment_columns else {}
         return model_entry(self.model).fit(
             cells, **columns, **self.options, seed=int(record["seed"]), on_unconverged="ignore"
@@ -133,6 +136,7 @@ def analyze_batch(
     outcome: str | None = None,
     trials: str | None = None,
     successes: str | None = None,
+    value: str | None = None,
     table: str | None = None,
     query: str | None = None,
     seed: int | None = None,
@@ -158,6 +162,10 @@ def analyze_batch(
         Output directory (default: a temporary one, kept while the result lives).
     segment, arm, outcome, trials, successes
         Column names, as for :func:`abpool.analyze`; with ``segment`` the segments model is fitted.
+    value : str, optional
+        A continuous metric's column of unit values: the means model is fitted
+        to each experiment (``cap=0.99`` among the options caps each
+        experiment at its own quantile).
     table, query : str, optional
         With a DuckDB database file: its table, or a SQL query over it (see :func:`abpool.load_cells`).
     seed : int, optional
@@ -195,7 +203,12 @@ def analyze_batch(
     if engine not in ("process", "pool", "dask"):
         raise InvalidArgumentError(f"engine must be one of process, pool, dask, got {engine!r}")
     workers = check_int(workers, "workers", minimum=1)
-    model = choose_model(segment=segment)
+    model = "means" if value is not None else choose_model(segment=segment)
+    if value is not None and (segment or outcome or trials or successes):
+        raise InvalidArgumentError(
+            "value names a continuous metric, fitted by the means model without segments; leave out segment, "
+            "outcome, trials and successes"
+        )
     unknown = sorted(set(options) - model_entry(model).options - {"control"})
     if unknown:
         raise InvalidArgumentError(f"{', '.join(unknown)} is not an option of the {model} model")
@@ -213,17 +226,22 @@ def analyze_batch(
         if force or next(directory.glob("*.json"), None) is None:
             # Nothing to reuse, so every experiment will be fitted: the workers start while the table is read.
             runner.start()
-        found = read_experiments(
-            data,
-            experiment=experiment,
-            segment=segment,
-            arm=arm,
-            outcome=outcome,
-            trials=trials,
-            successes=successes,
-            table=table,
-            query=query,
-        )
+        if model == "means":
+            found = read_moment_experiments(
+                data, experiment=experiment, value=value, arm=arm, cap=options.get("cap"), table=table, query=query
+            )
+        else:
+            found = read_experiments(
+                data,
+                experiment=experiment,
+                segment=segment,
+                arm=arm,
+                outcome=outcome,
+                trials=trials,
+                successes=successes,
+                table=table,
+                query=query,
+            )
         directory.mkdir(parents=True, exist_ok=True)
         write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
         records, tasks = _plan(found, model, options, seed, directory, force=force, reports=reports, runs=runs)

@@ -40,7 +40,8 @@ class Experiment:
     """One experiment of a batch: its validated cells, or why it was refused."""
 
     name: str
-    cells: Cells | None
+    # Cells of counts, or an ArmMoments of a continuous metric.
+    cells: Cells | Any | None
     refused: str | None = None
 
 
@@ -140,6 +141,50 @@ def read_experiments(
 
     read(names)
     return ExperimentsRead([found[name] for name in names], source, column)
+
+
+def read_moment_experiments(
+    data: DataSource,
+    *,
+    experiment: str | None = None,
+    value: str | None = None,
+    arm: str | None = None,
+    cap: float | None = None,
+    table: str | None = None,
+    query: str | None = None,
+) -> ExperimentsRead:
+    """Read a table of experiments with a continuous metric: per-arm moments of each experiment's unit values.
+
+    Each experiment is read in a pass of its own, so that its cap (``cap``)
+    is the quantile of its own values; one at fault is refused with its reason.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"experiment": ["e1"] * 4 + ["e2"] * 2, "arm": ["A", "B"] * 3,
+    ...                       "revenue": [1.0, 2.0, 3.0, 5.0, 1.0, 1.0]})
+    >>> found = read_moment_experiments(table, value="revenue")
+    >>> [(e.name, e.cells is not None) for e in found.experiments]
+    [('e1', True), ('e2', False)]
+    """
+    from abpool.data.moments import load_moments
+
+    if is_warehouse(data):
+        raise InvalidArgumentError(
+            "a batch of a continuous metric reads files and DuckDB databases; from a database server, analyse "
+            "each experiment with abpool means --query, or export its unit rows"
+        )
+    place: dict[str, str | None] = {"table": table, "query": query}
+    names, source, column = _experiment_names(data, experiment, place)
+    found = []
+    for name in names:
+        where = f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"
+        try:
+            moments = load_moments(data, where=where, arm=arm, value=value, cap=cap, **place)
+            found.append(Experiment(name, moments))
+        except InvalidDataError as exc:
+            found.append(Experiment(name, None, f"experiment {name!r}: {exc}"))
+    return ExperimentsRead(found, source, column)
 
 
 def _alone(data: DataSource, name: str, column: str, segments: list[str], columns: dict[str, Any]) -> Experiment:

@@ -57,6 +57,14 @@ def batch(
     outcome: OutcomeOpt = None,
     trials: TrialsOpt = None,
     successes: SuccessesOpt = None,
+    value: Annotated[
+        str | None,
+        typer.Option("--value", metavar="COLUMN", help="A continuous metric's column: fit the means model."),
+    ] = None,
+    cap: Annotated[
+        float | None,
+        typer.Option("--cap", metavar="QUANTILE", help="With --value: cap each experiment at this quantile."),
+    ] = None,
     control: ControlOpt = None,
     table: TableOpt = None,
     query: QueryOpt = None,
@@ -97,13 +105,13 @@ def batch(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Print a line per experiment as it finishes.")] = False,
 ) -> None:
-    """Fit every experiment of a table: segments with --segment, else variants.
+    """Fit every experiment of a table: segments with --segment, means with --value, else variants.
 
     Example: abpool batch experiments.parquet --experiment test_id --out results/
     """
     from abpool.batch import analyze_batch
 
-    options = given(control=control, prior=prior, draws=draws, threshold=threshold, rope=rope)
+    options = given(control=control, prior=prior, draws=draws, threshold=threshold, rope=rope, cap=cap)
     engine = "dask" if dask else ("pool" if workers > 1 else "process")
     show = stderr.is_terminal
     try:
@@ -117,6 +125,7 @@ def batch(
                 outcome=outcome,
                 trials=trials,
                 successes=successes,
+                value=value,
                 table=table,
                 query=query,
                 seed=seed,
