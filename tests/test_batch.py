@@ -225,5 +225,5 @@ def test_a_continuous_metric_batch_fits_each_experiment_with_its_own_cap(tmp_pat
     assert pd.read_parquet(tmp_path / "cli" / "results.parquet").equals(
         pd.read_parquet(tmp_path / "out" / "results.parquet")
     )
-    with pytest.raises(InvalidArgumentError, match="^value names a continuous metric"):
+    with pytest.raises(InvalidArgumentError, match=r"^value names a continuous metric"):
         analyze_batch(path, value="revenue", segment="variant", out=tmp_path / "bad")
