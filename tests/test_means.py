@@ -275,3 +275,17 @@ def test_simulation_based_calibration(seed) -> None:
     p_values = [scipy.stats.chisquare(np.bincount(r // 91, minlength=11)).pvalue for r in ranks.T]
     # Seven tests, each at 1e-5: a correct fit fails this test once in ~14,000 runs.
     assert min(p_values) > 1e-5, p_values
+
+
+def test_analyze_picks_the_means_model_for_a_value_column(tmp_path) -> None:
+    result = abpool.analyze(revenue(), value="revenue", cap=0.9, seed=2)
+    assert result.model == "means" and result.cells.cap["quantile"] == 0.9
+    with pytest.raises(abpool.InvalidArgumentError, match=r"^correlated does not apply to the means model"):
+        abpool.analyze(revenue(), value="revenue", correlated=True)
+    with pytest.raises(abpool.InvalidArgumentError, match=r"^segments of a continuous metric are not modelled yet"):
+        abpool.analyze(revenue(), value="revenue", segment="variant")
+    path = tmp_path / "revenue.csv"
+    revenue().to_csv(path, index=False)
+    found = run_cli("analyze", str(path), "--value", "revenue", "--cap", "0.9", "--seed", "2", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["summary"] == json.loads(result.to_json())["summary"]

@@ -7,17 +7,24 @@ from typing import Any
 
 from abpool._validation import check_applicable
 from abpool.data import DataSource
+from abpool.errors import InvalidArgumentError
 from abpool.result import Result, model_entry
 
 
-def choose_model(*, segment: str | Sequence[str] | None = None) -> str:
-    """The model ``analyze`` fits: ``"segments"`` when segment columns are given, else ``"variants"``.
+def choose_model(*, segment: str | Sequence[str] | None = None, value: str | None = None) -> str:
+    """The model ``analyze`` fits: ``"means"`` for a ``value`` column, ``"segments"`` with segments, else variants.
 
     Examples
     --------
-    >>> choose_model(segment="country"), choose_model()
-    ('segments', 'variants')
+    >>> choose_model(segment="country"), choose_model(), choose_model(value="revenue")
+    ('segments', 'variants', 'means')
     """
+    if value is not None:
+        if segment:
+            raise InvalidArgumentError(
+                "segments of a continuous metric are not modelled yet; analyse each segment's rows on its own"
+            )
+        return "means"
     return "segments" if segment else "variants"
 
 
@@ -29,14 +36,17 @@ def analyze(
     outcome: str | None = None,
     trials: str | None = None,
     successes: str | None = None,
+    value: str | None = None,
     control: str | None = None,
     **options: Any,
 ) -> Result:
     """Analyse an experiment, choosing the model from the data's shape.
 
-    With ``segment`` this is :func:`abpool.analyze_segments`; without,
-    :func:`abpool.analyze_variants`. ``options`` are that model's keyword
-    options; one that does not apply to it is refused, never ignored.
+    With ``value`` (a continuous metric's column) this is
+    :func:`abpool.analyze_means`; with ``segment``,
+    :func:`abpool.analyze_segments`; otherwise :func:`abpool.analyze_variants`.
+    ``options`` are that model's keyword options; one that does not apply to
+    it is refused, never ignored.
 
     Examples
     --------
@@ -49,9 +59,14 @@ def analyze(
     ...
     abpool.errors.InvalidArgumentError: correlated does not apply to the variants model; leave it out
     """
-    name = choose_model(segment=segment)
+    name = choose_model(segment=segment, value=value)
     entry = model_entry(name)
     check_applicable(options, entry.options, name)
+    if name == "means":
+        counts = [role for role, given in (("outcome", outcome), ("trials", trials), ("successes", successes)) if given]
+        if counts:
+            raise InvalidArgumentError(f"{', '.join(counts)} names counts; a continuous value is fitted alone")
+        return entry.fit(data, arm=arm, value=value, control=control, **options)
     columns = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, "control": control}
     if segment:
         columns["segment"] = segment

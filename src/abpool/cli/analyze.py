@@ -53,6 +53,13 @@ def analyze(
     outcome: OutcomeOpt = None,
     trials: TrialsOpt = None,
     successes: SuccessesOpt = None,
+    value: Annotated[
+        str | None,
+        typer.Option("--value", metavar="COLUMN", help="A continuous metric's column: fit the means model."),
+    ] = None,
+    cap: Annotated[
+        float | None, typer.Option("--cap", metavar="QUANTILE", help="Means: cap values at this quantile.")
+    ] = None,
     control: ControlOpt = None,
     segment: SegmentOpt = None,
     prior: AnyPriorOpt = None,
@@ -94,14 +101,18 @@ def analyze(
     wide: WideOpt = False,
     force: ForceOpt = False,
 ) -> None:
-    """Analyse an experiment, picking the model from the data: segments with --segment, else variants.
+    """Analyse an experiment, picking the model: means with --value, segments with --segment, else variants.
 
     An option that does not apply to the chosen model is an error, never ignored.
 
     Example: abpool analyze results.csv
     """
-    model = choose_model(segment=segment)
+    try:
+        model = choose_model(segment=segment, value=value)
+    except AbpoolError as exc:
+        fail(exc)
     options = given(
+        cap=cap,
         prior=prior,
         engine=engine,
         prior_scale=prior_scale,
@@ -120,7 +131,9 @@ def analyze(
         check_applicable(options, model_entry(model).options, model, spell=flag)
     except AbpoolError as exc:
         fail(exc)
-    columns = given(arm=arm, outcome=outcome, trials=trials, successes=successes, control=control, segment=segment)
+    columns = given(
+        arm=arm, outcome=outcome, trials=trials, successes=successes, value=value, control=control, segment=segment
+    )
     analyse_and_emit(
         model,
         data,
