@@ -11,7 +11,6 @@ from abpool.cli._app import (
     ArmOpt,
     CiOpt,
     ControlOpt,
-    Data,
     ForceOpt,
     JsonOpt,
     OutOpt,
@@ -28,6 +27,17 @@ from abpool.cli._app import (
 )
 
 MODEL = "means"
+Data = Annotated[
+    str,
+    typer.Argument(
+        metavar="DATA",
+        help=(
+            "Unit rows (one value per user) or per-arm statistics: a CSV, TSV, Parquet or JSON file, a glob of many, "
+            "a DuckDB database or a PostgreSQL connection string (unit rows) with --table/--query."
+        ),
+        show_default=False,
+    ),
+]
 
 
 def _column(flag: str, what: str) -> typer.models.OptionInfo:
