@@ -114,6 +114,29 @@ def check_bool(value: Any, name: str) -> bool:
     raise invalid(name, "True or False", value)
 
 
+# Settings too small to support the numbers shown are refused: below 1,000 independent draws a
+# probability's Monte Carlo error exceeds ±3 points; R-hat needs two chains and the ESS check
+# (100 per chain) cannot pass with fewer than 100 draws per chain.
+MIN_EXACT_DRAWS = 1_000
+MIN_DRAWS_PER_CHAIN = 100
+MIN_CHAINS = 2
+
+
+def check_exact_draws(value: Any) -> int:
+    """Independent draws of an exact engine: at least :data:`MIN_EXACT_DRAWS`."""
+    return check_int(value, "draws", minimum=MIN_EXACT_DRAWS, hint=" (fewer cannot support the probabilities shown)")
+
+
+def check_draws_per_chain(value: Any) -> int:
+    """MCMC draws per chain: at least :data:`MIN_DRAWS_PER_CHAIN`."""
+    return check_int(value, "draws", minimum=MIN_DRAWS_PER_CHAIN, hint=" per chain")
+
+
+def check_chains(value: Any) -> int:
+    """MCMC chains: at least :data:`MIN_CHAINS`, since R-hat compares chains."""
+    return check_int(value, "chains", minimum=MIN_CHAINS, hint=" (R-hat compares chains)")
+
+
 def check_seed(value: Any) -> int:
     """A non-negative integer seed; a fresh one (recorded by the caller) when ``None``."""
     if value is None:

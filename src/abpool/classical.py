@@ -307,8 +307,7 @@ def welch_comparisons(moments: ArmMoments) -> pd.DataFrame:
     table = moments.table
     n = table["n"].to_numpy(dtype=float)
     mean = table["mean"].to_numpy(dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sd = np.sqrt(table["m2"].to_numpy(dtype=float) / (n - 1.0))
+    sd = moments.sds
     arms = table["arm"].to_numpy()
     records = []
     for i in range(len(table)):

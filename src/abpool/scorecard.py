@@ -221,7 +221,7 @@ def is_binary(
     ``where`` keeps only the rows meeting a DuckDB SQL condition (one metric of a long table); ``role``
     names the column in messages.
     """
-    from abpool.data.local import _column_types, _fetchone, _open, _quote, connection
+    from abpool.data.local import _column_types, _fetchone, _is_numeric, _open, _quote, connection
 
     with connection(table=table, query=query, where=where) as con:
         source = _open(con, data)
@@ -232,7 +232,7 @@ def is_binary(
         kind = types[column]
         if kind == "BOOLEAN":
             return True
-        if not any(word in kind for word in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL")):
+        if not _is_numeric(kind):
             raise InvalidDataError(
                 f"{role} column {column!r} of {source} is {kind.lower()}, not numbers; a metric is a 0/1 outcome "
                 "or a numeric value per user"

@@ -43,10 +43,11 @@ from abpool.data.cells import (
     SUCCESSES_NAMES,
     TRIALS_NAMES,
     Cells,
+    already_read,
 )
 from abpool.data.local import read_local
 from abpool.data.warehouse import is_warehouse, read_warehouse_cells
-from abpool.errors import InvalidArgumentError, InvalidDataError
+from abpool.errors import InvalidArgumentError
 
 # A DataFrame; a path, a glob pattern or a PostgreSQL connection string; validated Cells; or an Ibis table.
 DataSource = pd.DataFrame | str | Path | Cells | Any
@@ -114,14 +115,8 @@ def load_cells(
     abpool.errors.InvalidDataError: control arm 'C' is not in column 'arm'; arms are: 'A', 'B'
     """
     if isinstance(data, Cells):
-        # Already read and validated (a simulation, a batch): only the requested roles are checked.
-        wanted = [segment] if isinstance(segment, str) else list(segment or [])
-        if wanted and wanted != list(data.segment_columns):
-            raise InvalidArgumentError(f"segment must be {list(data.segment_columns)} for these cells, got {wanted!r}")
-        if control is not None and str(control) not in data.arms:
-            listed = ", ".join(repr(a) for a in data.arms[:20])
-            raise InvalidDataError(f"control arm {str(control)!r} is not in these cells; arms are: {listed}")
-        return data
+        # Already read and validated (a simulation, a batch).
+        return already_read(data, segment, control, "cells")
     return read_cells(
         data,
         table=table,

@@ -139,9 +139,7 @@ class Cells:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Cells:
         """Cells rebuilt from :meth:`to_record`'s data (a saved run, a batch record)."""
-        table = pd.DataFrame(data["table"])
-        for column in [*data["segment_columns"], "arm"]:
-            table[column] = table[column].astype(object).map(str)
+        table = text_labels(pd.DataFrame(data["table"]), [*data["segment_columns"], "arm"])
         for column in ("trials", "successes"):
             table[column] = table[column].astype("int64")
         return cls(
@@ -179,6 +177,24 @@ class Cells:
             "cells": len(self.table),
             "fingerprint": self.fingerprint,
         }
+
+
+def text_labels(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """``table`` with its label ``columns`` as Python strings, in place (records and sources store them as read)."""
+    for column in columns:
+        table[column] = table[column].astype(object).map(str)
+    return table
+
+
+def already_read(data: Any, segment: Any, control: str | None, noun: str) -> Any:
+    """Data read and validated before (cells or moments): only the roles asked for now are checked."""
+    wanted = [segment] if isinstance(segment, str) else list(segment or [])
+    if wanted and wanted != list(data.segment_columns):
+        raise InvalidArgumentError(f"segment must be {list(data.segment_columns)} for these {noun}, got {wanted!r}")
+    if control is not None and str(control) not in data.arms:
+        listed = ", ".join(repr(a) for a in data.arms[:20])
+        raise InvalidDataError(f"control arm {str(control)!r} is not in these {noun}; arms are: {listed}")
+    return data
 
 
 def _resolve(

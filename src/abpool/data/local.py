@@ -541,17 +541,7 @@ def _load(con, data, *, arm=None, outcome=None, trials=None, successes=None, seg
     if len(zero):
         label = " / ".join(str(v) for v in table.loc[zero[0], [*segment_cols, "arm"]])
         raise InvalidDataError(f"cell {label!r} has 0 trials in {source}; remove it or add its data")
-    for col in [*segment_cols, "arm"]:
-        _check_distinct_labels(table[col], arm_col if col == "arm" else col, source)
-    arms = tuple(dict.fromkeys(table["arm"]))
-    if len(arms) < 2:
-        raise InvalidDataError(
-            f"column {arm_col!r} in {source} has only one arm ({arms[0]!r}); "
-            "an experiment needs at least two arms to compare"
-        )
-    if control is not None and str(control) not in arms:
-        listed = ", ".join(repr(a) for a in arms[:20])
-        raise InvalidDataError(f"control arm {str(control)!r} is not in column {arm_col!r}; arms are: {listed}")
+    check_labels_and_arms(table, segment_cols, arm_col, source, control)
     return Cells(
         table=table.reset_index(drop=True),
         segment_columns=tuple(segment_cols),
@@ -570,6 +560,23 @@ def _sorted_cells(table: pd.DataFrame, segments: Sequence[str]) -> pd.DataFrame:
     keys = [*segments, "arm"]
     order = sorted(range(len(table)), key=lambda i: tuple(_natural_key(table[k].iat[i]) for k in keys))
     return table.iloc[order].reset_index(drop=True)
+
+
+def check_labels_and_arms(
+    table: pd.DataFrame, segment_cols: Sequence[str], arm_col: str, source: str, control: str | None
+) -> None:
+    """The checks every per-cell table passes: distinct labels, two arms at least, the control among them."""
+    for col in [*segment_cols, "arm"]:
+        _check_distinct_labels(table[col], arm_col if col == "arm" else col, source)
+    arms = tuple(dict.fromkeys(table["arm"]))
+    if len(arms) < 2:
+        raise InvalidDataError(
+            f"column {arm_col!r} in {source} has only one arm ({arms[0]!r}); "
+            "an experiment needs at least two arms to compare"
+        )
+    if control is not None and str(control) not in arms:
+        listed = ", ".join(repr(a) for a in arms[:20])
+        raise InvalidDataError(f"control arm {str(control)!r} is not in column {arm_col!r}; arms are: {listed}")
 
 
 def _check_distinct_labels(labels: pd.Series, column: str, source: str) -> None:

@@ -54,11 +54,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from abpool.continuous.stats import Moments, combine_moments, moments_from_sums
-from abpool.data.cells import SEGMENT_SEPARATOR, _resolve, joined_labels, resolve_roles
+from abpool.data.cells import SEGMENT_SEPARATOR, _resolve, already_read, joined_labels, resolve_roles, text_labels
 from abpool.data.local import (
     LocalSource,
     _check_count_column,
-    _check_distinct_labels,
     _check_not_null,
     _column_types,
     _fetchone,
@@ -67,6 +66,7 @@ from abpool.data.local import (
     _open,
     _quote,
     _sorted_cells,
+    check_labels_and_arms,
     connection,
 )
 from abpool.errors import InvalidArgumentError, InvalidDataError
@@ -190,11 +190,21 @@ class ArmMoments:
         return hashlib.sha256(payload.encode()).hexdigest()
 
     @property
+    def sds(self) -> NDArray[np.float64]:
+        """Sample standard deviation of each cell (divisor ``n − 1``)."""
+        n = self.table["n"].to_numpy(dtype=float)
+        return np.sqrt(self.table["m2"].to_numpy(dtype=float) / (n - 1.0))
+
+    @property
     def std_errors(self) -> NDArray[np.float64]:
         """Standard error of each cell's mean, ``sd / √n`` (the model's known ``sigma_j``)."""
-        table = self.table
-        n = table["n"].to_numpy(dtype=float)
-        return np.sqrt(table["m2"].to_numpy(dtype=float) / (n - 1.0) / n)
+        return self.sds / np.sqrt(self.table["n"].to_numpy(dtype=float))
+
+    @property
+    def grand_mean(self) -> float:
+        """Every unit's value averaged, all cells together."""
+        n = self.table["n"].to_numpy(dtype=float)
+        return float(np.sum(n * self.table["mean"].to_numpy(dtype=float)) / n.sum())
 
     def column_options(self) -> list[tuple[str, str]]:
         """The command-line options naming the source's value or statistics columns (``[("--value", "revenue")]``)."""
@@ -218,9 +228,7 @@ class ArmMoments:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ArmMoments:
         """Cells rebuilt from :meth:`to_record`'s data (a saved run)."""
-        table = pd.DataFrame(data["table"])
-        for column in [*data["segment_columns"], "arm"]:
-            table[column] = table[column].astype(object).map(str)
+        table = text_labels(pd.DataFrame(data["table"]), [*data["segment_columns"], "arm"])
         for column in ("n", "capped"):
             if column in table:
                 table[column] = table[column].astype("int64")
@@ -374,7 +382,7 @@ def load_moments(
             raise InvalidArgumentError(f"{role} must be a column name (a string), got {column!r}")
     quantile = _check_cap(cap)
     if isinstance(data, ArmMoments):
-        return _passthrough(data, segment, control)
+        return already_read(data, segment, control, "moments")
     with connection(table=table, query=query, where=where) as con:
         return _load_moments(con, data, arm, value, segment, statistics, control, quantile)
 
@@ -445,17 +453,6 @@ def _check_cap(cap: Any) -> float | None:
     return float(cap)
 
 
-def _passthrough(data: ArmMoments, segment: Any, control: str | None) -> ArmMoments:
-    """Already read and validated: only the requested roles are checked."""
-    wanted = [segment] if isinstance(segment, str) else list(segment or [])
-    if wanted and wanted != list(data.segment_columns):
-        raise InvalidArgumentError(f"segment must be {list(data.segment_columns)} for these moments, got {wanted!r}")
-    if control is not None and str(control) not in data.arms:
-        listed = ", ".join(repr(a) for a in data.arms[:20])
-        raise InvalidDataError(f"control arm {str(control)!r} is not in these moments; arms are: {listed}")
-    return data
-
-
 def _load_moments(
     con: Any,
     data: LocalSource,
@@ -517,18 +514,8 @@ def _load_moments(
     if form == "units":
         # The order of users in a file means nothing: their cells come in sorted order, whatever the row order.
         table = _sorted_cells(table, segment_cols)
-    for col in [*segment_cols, "arm"]:
-        table[col] = table[col].astype(object).map(str)
-        _check_distinct_labels(table[col], arm_col if col == "arm" else col, source)
-    arms = tuple(dict.fromkeys(table["arm"]))
-    if len(arms) < 2:
-        raise InvalidDataError(
-            f"column {arm_col!r} in {source} has only one arm ({arms[0]!r}); "
-            "an experiment needs at least two arms to compare"
-        )
-    if control is not None and str(control) not in arms:
-        listed = ", ".join(repr(a) for a in arms[:20])
-        raise InvalidDataError(f"control arm {str(control)!r} is not in column {arm_col!r}; arms are: {listed}")
+    text_labels(table, [*segment_cols, "arm"])
+    check_labels_and_arms(table, segment_cols, arm_col, source, control)
     return ArmMoments(
         table=table.reset_index(drop=True),
         segment_columns=tuple(segment_cols),

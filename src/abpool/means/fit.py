@@ -10,7 +10,10 @@ from typing import Literal
 import numpy as np
 
 from abpool._validation import (
+    check_chains,
     check_choice,
+    check_draws_per_chain,
+    check_exact_draws,
     check_int,
     check_level,
     check_optional,
@@ -33,9 +36,6 @@ ENGINES = ("exact", "mcmc")
 # Independent draws: 20,000 give Monte Carlo error ~0.003 on any probability (as the variants model).
 EXACT_DRAWS = 20_000
 MCMC_DRAWS = 2_000
-MIN_EXACT_DRAWS = 1_000
-MIN_DRAWS_PER_CHAIN = 100
-MIN_CHAINS = 2
 # The default threshold of caring: this share of the grand mean (of the pooled standard deviation when
 # the grand mean is 0), since a mean has no natural unit the way a rate's percentage point is one.
 THRESHOLD_SHARE = 0.01
@@ -70,10 +70,9 @@ def default_threshold(moments: ArmMoments) -> float:
     0.035
     """
     table = moments.table
-    n = table["n"].to_numpy(dtype=float)
-    grand = float(np.sum(n * table["mean"].to_numpy(dtype=float)) / n.sum())
-    scale = abs(grand)
+    scale = abs(moments.grand_mean)
     if not scale > 0:
+        n = table["n"].to_numpy(dtype=float)
         scale = math.sqrt(float(table["m2"].sum()) / max(float(n.sum()) - 1.0, 1.0))
     if not scale > 0:
         return 1e-12
@@ -279,11 +278,7 @@ def fit_means(
     resolved = prior_obj.resolve(sigma)
 
     if engine == "exact":
-        n_draws = (
-            check_int(draws, "draws", minimum=MIN_EXACT_DRAWS, hint=" (fewer cannot support the probabilities shown)")
-            if draws is not None
-            else EXACT_DRAWS
-        )
+        n_draws = check_exact_draws(draws) if draws is not None else EXACT_DRAWS
         rng = np.random.default_rng(seed)
         with warnings.catch_warnings():
             # The grid's own warning is replaced by the diagnostics below, which every result carries.
@@ -317,12 +312,8 @@ def fit_means(
         from abpool.diagnostics import mcmc_diagnostics
         from abpool.sampling import inference_library
 
-        per_chain = (
-            check_int(draws, "draws", minimum=MIN_DRAWS_PER_CHAIN, hint=" per chain")
-            if draws is not None
-            else MCMC_DRAWS
-        )
-        chains = check_int(chains, "chains", minimum=MIN_CHAINS, hint=" (R-hat compares chains)")
+        per_chain = check_draws_per_chain(draws) if draws is not None else MCMC_DRAWS
+        chains = check_chains(chains)
         tune_used = check_int(tune, "tune", minimum=1)
         found = nuts_draws(
             ybar,

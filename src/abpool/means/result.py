@@ -118,21 +118,17 @@ class MeansResult(ReportableResult):
 
     def _observed_columns(self) -> dict[str, NDArray]:
         table = self.cells.table
-        n = table["n"].to_numpy(dtype=float)
-        sd = np.sqrt(table["m2"].to_numpy(dtype=float) / (n - 1.0))
         return {
             "trials": table["n"].to_numpy(dtype=np.int64)[None, :],
             "observed_rate": table["mean"].to_numpy(dtype=float)[None, :],
-            "observed_sd": sd[None, :],
+            "observed_sd": self.cells.sds[None, :],
             "std_error": self.cells.std_errors[None, :],
         }
 
     def grand_value(self, segment: str | int | None = None) -> float:
         """The grand mean: every user's value averaged, all arms together."""
         self.segment_index(segment)
-        table = self.cells.table
-        n = table["n"].to_numpy(dtype=float)
-        return float(np.sum(n * table["mean"].to_numpy(dtype=float)) / n.sum())
+        return self.cells.grand_mean
 
     def grand_rate(self, segment: str | int | None = None) -> float:
         """The grand mean (the contract's name for the value estimates are pulled toward)."""

@@ -7,7 +7,9 @@ from typing import Any
 
 from abpool._validation import (
     check_bool,
+    check_chains,
     check_choice,
+    check_draws_per_chain,
     check_int,
     check_level,
     check_optional,
@@ -26,9 +28,6 @@ from abpool.segments.priors import SegmentsPrior, get_segments_prior
 from abpool.segments.result import SegmentsResult
 
 SAMPLERS = ("nutpie", "pymc")
-# As for the variants model: R-hat needs two chains, the ESS check 100 draws per chain.
-MIN_DRAWS_PER_CHAIN = 100
-MIN_CHAINS = 2
 
 
 def analyze_segments(
@@ -139,9 +138,9 @@ def analyze_segments(
     ci = check_level(ci)
     rope = check_optional(rope, check_positive, "rope", hint=" (a lift half-width such as 0.01)")
     target_accept = check_real(target_accept, "target_accept", low=0.5, high=1.0, high_open=True)
-    draws = check_int(draws, "draws", minimum=MIN_DRAWS_PER_CHAIN, hint=" per chain")
+    draws = check_draws_per_chain(draws)
     tune = check_int(tune, "tune", minimum=1)
-    chains = check_int(chains, "chains", minimum=MIN_CHAINS, hint=" (R-hat compares chains)")
+    chains = check_chains(chains)
     on_unconverged = check_on_unconverged(on_unconverged)
     seed = check_seed(seed)
     cells = load_cells(

@@ -9,7 +9,10 @@ from typing import Any, Literal
 import numpy as np
 
 from abpool._validation import (
+    check_chains,
     check_choice,
+    check_draws_per_chain,
+    check_exact_draws,
     check_int,
     check_level,
     check_optional,
@@ -34,12 +37,6 @@ ENGINES = ("exact", "mcmc")
 EXACT_DRAWS = 20_000
 EXACT_DRAWS_CELLS = 4_000_000
 MCMC_DRAWS = 2_000
-# Settings too small to support the numbers shown are refused: below 1,000 independent draws a
-# probability's Monte Carlo error exceeds ±3 points; R-hat needs two chains and the ESS check
-# (100 per chain) cannot pass with fewer than 100 draws per chain.
-MIN_EXACT_DRAWS = 1_000
-MIN_DRAWS_PER_CHAIN = 100
-MIN_CHAINS = 2
 
 
 @lru_cache(maxsize=16)
@@ -223,11 +220,7 @@ def fit_variants(
 
     sample_stats = None
     if engine == "exact":
-        n_draws = (
-            check_int(draws, "draws", minimum=MIN_EXACT_DRAWS, hint=" (fewer cannot support the probabilities shown)")
-            if draws is not None
-            else default_exact_draws(len(y))
-        )
+        n_draws = check_exact_draws(draws) if draws is not None else default_exact_draws(len(y))
         hyper, grid = exact_draws(y, n, prior_obj, n_draws, rng)
         diagnostics = independent_draws(n_draws, edge_mass=grid.edge_mass, grid_points=grid.n_points)
         a, b, rates = hyper.a, hyper.b, hyper.rates
@@ -236,12 +229,8 @@ def fit_variants(
     else:
         from abpool.sampling import inference_library, sample_nuts
 
-        per_chain = (
-            check_int(draws, "draws", minimum=MIN_DRAWS_PER_CHAIN, hint=" per chain")
-            if draws is not None
-            else MCMC_DRAWS
-        )
-        chains = check_int(chains, "chains", minimum=MIN_CHAINS, hint=" (R-hat compares chains)")
+        per_chain = check_draws_per_chain(draws) if draws is not None else MCMC_DRAWS
+        chains = check_chains(chains)
         tune_used = check_int(tune, "tune", minimum=1)
         model = build_pymc_model(y, n, list(arms), prior_obj)
         idata, diagnostics = sample_nuts(
