@@ -10,6 +10,7 @@ in plain words in ``warnings``.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,15 +102,24 @@ class Diagnostics:
         return f"{detail}; {self.status}"
 
 
-def independent_draws(draws: int, *, edge_mass: float, grid_points: int, edge_limit: float = 1e-3) -> Diagnostics:
-    """Diagnostics of independent draws from a tabulated posterior: only the grid's edge can fail.
+def independent_draws(
+    draws: int, *, edge_mass: float, grid_points: int, edge_limit: float = 1e-3, problems: Sequence[str] = ()
+) -> Diagnostics:
+    """Diagnostics of independent draws from a tabulated posterior: only the grid can fail.
+
+    Mass beyond the grid's edge above ``edge_limit`` fails (the variants
+    model's ``a+b`` cannot be represented there; an engine that draws its
+    tail in closed form passes ``edge_limit=inf``); ``problems`` are the
+    engine's own findings (a grid short of its tolerance).
 
     Examples
     --------
     >>> independent_draws(1000, edge_mass=0.02, grid_points=10).converged
     False
+    >>> independent_draws(1000, edge_mass=0.02, grid_points=10, edge_limit=float("inf")).converged
+    True
     """
-    problems = []
+    problems = list(problems)
     if edge_mass > edge_limit:
         problems.append(
             f"{edge_mass:.1%} of the posterior mass lies beyond the representable range of a+b "

@@ -27,7 +27,7 @@ from abpool.continuous.priors import ContinuousPrior, HalfCauchyPrior, HalfNorma
 from abpool.data import DataSource, read_moments
 from abpool.data.moments import ArmMoments
 from abpool.decisions import choose_control
-from abpool.diagnostics import Diagnostics
+from abpool.diagnostics import independent_draws
 from abpool.errors import ConvergenceWarning, InvalidArgumentError, InvalidDataError
 from abpool.means.result import MeansResult
 from abpool.result import check_on_unconverged
@@ -292,18 +292,9 @@ def fit_means(
             if grid.converged
             else ["the grid over tau did not reach its interpolation tolerance; posterior summaries may be inexact"]
         )
-        diagnostics = Diagnostics(
-            engine="exact",
-            converged=not problems,
-            divergences=0,
-            max_rhat=None,
-            min_ess_bulk=float(n_draws),
-            min_ess_tail=float(n_draws),
-            draws=n_draws,
-            chains=1,
-            edge_mass=grid.edge_mass,
-            grid_points=grid.n_nodes,
-            warnings=problems,
+        # The tail beyond the grid is drawn from its closed form: mass there is no fault.
+        diagnostics = independent_draws(
+            n_draws, edge_mass=grid.edge_mass, grid_points=grid.n_nodes, edge_limit=math.inf, problems=problems
         )
         inference = ("abpool exact engine", __version__)
         tune_used = None
