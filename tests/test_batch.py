@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -227,3 +228,128 @@ def test_a_continuous_metric_batch_fits_each_experiment_with_its_own_cap(tmp_pat
     )
     with pytest.raises(InvalidArgumentError, match=r"^value names a continuous metric"):
         analyze_batch(path, value="revenue", segment="variant", out=tmp_path / "bad")
+
+
+def metrics_table(seed: int) -> pd.DataFrame:
+    """Three experiments with a conversion, revenue and latency per user; e2's revenue is empty at its row 7."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for name, slower in (("e0", 0.0), ("e1", 8.0), ("e2", 0.0)):
+        arm = rng.choice(["A", "B"], 800)
+        converted = (rng.random(800) < 0.2).astype(int)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "experiment": name,
+                    "variant": arm,
+                    "converted": converted,
+                    "revenue": converted * rng.exponential(20.0, 800),
+                    "latency_ms": rng.normal(200.0, 30.0, 800) + slower * (arm == "B"),
+                }
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    table.loc[1_606, "revenue"] = float("nan")
+    return table
+
+
+def test_a_batch_of_several_metrics_gives_each_experiment_its_scorecard(tmp_path, seed) -> None:
+    from abpool.batch.run import experiment_seed
+
+    table = metrics_table(seed)
+    path = tmp_path / "metrics.parquet"
+    table.to_parquet(path)
+    settings = dict(metrics=["converted", "revenue", "latency_ms"], lower_is_better=["latency_ms"], level=0.3)
+    done = analyze_batch(path, out=tmp_path / "out", seed=seed, runs=False, **settings)
+    assert done.statuses()["status"].tolist() == ["ok", "ok", "refused"]
+    # The reason names the metric and the row of the whole table (1,600 rows of e0 and e1 come first).
+    assert re.search(r"experiment 'e2', metric 'revenue': .*row 1607 of", done.statuses()["reason"].iloc[2])
+    for name in ("e0", "e1"):
+        alone = abpool.analyze_metrics(
+            table[table["experiment"] == name], **settings, seed=experiment_seed(seed, name)
+        )
+        card = done.result(name)
+        pd.testing.assert_frame_equal(card.guardrails(), alone.guardrails())
+        assert card.decision() == alone.decision()
+        rows = done.table[(done.table["experiment"] == name) & (done.table["role"] == "guardrail")]
+        flagged = rows.dropna(subset=["prob_worse"]).set_index(["metric", "arm"])
+        expected = alone.guardrails().set_index(["metric", "arm"])
+        assert flagged["prob_worse"].to_dict() == expected["prob_worse"].to_dict()
+        assert set(done.table.loc[done.table["experiment"] == name, "decision"]) == {alone.decision()["decision"]}
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md").read_text(encoding="utf-8")
+    section = documented.split("In a batch of several metrics")[1].split("\n\n`status`")[0]
+    for names in re.findall(r"^\| (`.+?`) \|", section, flags=re.M):
+        assert set(re.findall(r"`(\w+)`", names)) <= set(done.table.columns), names
+    fitted = done.table[done.table["status"] == "ok"]
+    assert fitted.groupby("metric")["metric_kind"].first().to_dict() == {
+        "converted": "binary", "latency_ms": "mean", "revenue": "mean"
+    }  # fmt: skip
+    # The same metrics from a long table give the same numbers.
+    long = table.melt(id_vars=["experiment", "variant"], var_name="metric", value_name="value")
+    long.to_parquet(tmp_path / "long.parquet")
+    from_long = analyze_batch(
+        tmp_path / "long.parquet", metric_column="metric", out=tmp_path / "long", seed=seed, runs=False, **settings
+    )
+    numbers = ["experiment", "metric", "arm", "prob_beats_control", "lift", "prob_worse", "decision"]
+    pd.testing.assert_frame_equal(from_long.table[numbers], done.table[numbers])
+    # A rerun reuses every scorecard; a change to one metric of one experiment refits that experiment only.
+    assert analyze_batch(path, out=tmp_path / "out", seed=seed, runs=False, **settings).reused == 2
+    table.loc[5, "latency_ms"] += 50.0
+    table.to_parquet(path)
+    again = analyze_batch(path, out=tmp_path / "out", seed=seed, runs=False, **settings)
+    assert (again.fitted, again.reused) == (1, 1)
+    assert next(r for r in again.records if r["experiment"] == "e0").get("reused") is None
+
+
+def test_the_batch_command_writes_a_scorecard_per_experiment(tmp_path, seed) -> None:
+    path = tmp_path / "metrics.csv"
+    metrics_table(seed).to_csv(path, index=False)
+    base = ["batch", path, "--metric", "converted", "--metric", "revenue", "--metric", "latency_ms"]
+    proc = run(*base, "--lower-is-better", "latency_ms", "--out", tmp_path / "out", "--seed", seed)
+    assert proc.returncode == 1, proc.stderr  # e2 is refused
+    assert "3 experiments: 2 ok, 1 refused" in proc.stdout
+    assert "experiment 'e2', metric 'revenue'" in proc.stderr
+    out = tmp_path / "out"
+    table = pd.read_parquet(out / "results.parquet")
+    assert {"metric", "role", "prob_worse", "guardrail_flagged", "blocking_guardrails"} <= set(table.columns)
+    assert list((out / "experiments").glob("e0-*/report.html"))
+    assert "several metrics" in (out / "index.html").read_text()
+    summary = json.loads(next((out / "experiments").glob("e1-*/summary.json")).read_text())
+    assert summary["primary"] == "converted" and list(summary["metrics"]) == ["converted", "revenue", "latency_ms"]
+    for bad, message in (
+        (["--prior", "flat"], "prior is not a setting of a batch of several metrics"),
+        (["--margin", "revenue"], "--margin must be COLUMN=VALUE"),
+        (["--lower-is-better", "converted"], "margins and lower_is_better name guardrails"),
+        (["--segment", "variant"], "leave out segment"),
+    ):
+        proc = run(*base, *bad, "--out", tmp_path / "bad")
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    proc = run("batch", path, "--level", "0.3", "--out", tmp_path / "bad")
+    assert proc.returncode == 2 and "give metrics" in proc.stderr
+
+
+def test_the_readme_shop_scorecards_say_what_the_batch_finds(tmp_path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    done = analyze_batch(
+        root / "examples" / "shop_experiments.parquet",
+        metrics=["purchased", "revenue", "latency_ms"],
+        lower_is_better=["latency_ms"],
+        cap=0.99,
+        out=tmp_path / "out",
+        seed=1,
+        runs=False,
+    )
+    treatment = done.table[done.table["arm"] == "treatment"]
+    decisions = treatment.groupby("experiment")["decision"].first().to_dict()
+    assert decisions == {
+        "checkout": "ship", "free-shipping": "keep running", "image-cdn": "hold", "recommendations": "keep running"
+    }  # fmt: skip
+    flagged = treatment[treatment["guardrail_flagged"].fillna(False).astype(bool)]
+    assert flagged.groupby("experiment")["metric"].apply(sorted).to_dict() == {
+        "free-shipping": ["latency_ms", "revenue"], "image-cdn": ["revenue"], "recommendations": ["latency_ms"]
+    }  # fmt: skip
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "`checkout`: ship treatment. `image-cdn`: hold treatment" in readme

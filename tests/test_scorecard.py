@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import abpool
-from abpool.scorecard import HOLD, is_binary
+from abpool.data.metrics import is_binary
+from abpool.scorecard import HOLD
 
 
 def rows(n_per_arm: int = 3_000, *, slower: float = 0.0, seed: int = 4) -> pd.DataFrame:
@@ -178,3 +179,14 @@ def test_the_documented_guardrail_columns_are_the_code_s() -> None:
     # The section runs to the next heading of its level.
     part = text.split("## Several metrics")[1].split("\n## ")[0]
     assert dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", part, re.M)) == GUARDRAIL_COLUMNS
+
+
+def test_several_metrics_from_a_database_server_are_refused_in_one_line(tmp_path) -> None:
+    from abpool.batch import analyze_batch
+    from abpool.errors import InvalidArgumentError
+
+    server = "postgresql://analyst@localhost:5999/shop"
+    with pytest.raises(InvalidArgumentError, match=r"^several metrics are read from files, DataFrames and DuckDB"):
+        abpool.analyze_metrics(server, table="events", metrics=["converted", "revenue"])
+    with pytest.raises(InvalidArgumentError, match=r"^several metrics are read from files, DataFrames and DuckDB"):
+        analyze_batch(server, table="events", metrics=["converted", "revenue"], out=tmp_path / "out")

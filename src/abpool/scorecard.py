@@ -45,7 +45,8 @@ from abpool import _format as fmt
 from abpool import decisions
 from abpool._validation import check_probability
 from abpool.data import DataSource
-from abpool.errors import InvalidArgumentError, InvalidDataError
+from abpool.data.metrics import MEAN, MetricsData
+from abpool.errors import InvalidArgumentError
 from abpool.io import atomic_write, to_jsonable
 from abpool.result import Result
 
@@ -188,13 +189,18 @@ class Scorecard:
 
         return render_report(scorecard_report(self))
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``report.html`` and ``summary.json`` into ``directory`` (each atomically); returns it."""
+    def save(self, directory: str | Path, *, report: bool = True) -> Path:
+        """Write ``summary.json`` and (with ``report``) ``report.html`` into ``directory``, each atomically.
+
+        Returns the directory.
+        """
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
-        html, text = self.to_html(), self.to_json()
+        text = self.to_json()
+        if report:
+            html = self.to_html()
+            atomic_write(path / "report.html", lambda p: p.write_text(html, encoding="utf-8"))
         atomic_write(path / "summary.json", lambda p: p.write_text(text, encoding="utf-8"))
-        atomic_write(path / "report.html", lambda p: p.write_text(html, encoding="utf-8"))
         return path
 
     def __repr__(self) -> str:
@@ -205,41 +211,6 @@ class Scorecard:
             f"{decision['decision']}{'' if decision['arm'] is None else ' ' + str(decision['arm'])}; "
             f"{flagged} guardrail flag(s)>"
         )
-
-
-def is_binary(
-    data: DataSource,
-    column: str,
-    *,
-    table: str | None = None,
-    query: str | None = None,
-    where: str | None = None,
-    role: str = "metric",
-) -> bool:
-    """Whether ``column`` holds only 0/1 or true/false (a conversion), asked of DuckDB in one aggregate.
-
-    ``where`` keeps only the rows meeting a DuckDB SQL condition (one metric of a long table); ``role``
-    names the column in messages.
-    """
-    from abpool.data.local import _column_types, _fetchone, _is_numeric, _open, _quote, connection
-
-    with connection(table=table, query=query, where=where) as con:
-        source = _open(con, data)
-        types = _column_types(con.con)
-        if column not in types:
-            listed = ", ".join(name for name in types if name != con.row)
-            raise InvalidDataError(f"{role} column {column!r} not found in {source}; columns are: {listed}")
-        kind = types[column]
-        if kind == "BOOLEAN":
-            return True
-        if not _is_numeric(kind):
-            raise InvalidDataError(
-                f"{role} column {column!r} of {source} is {kind.lower()}, not numbers; a metric is a 0/1 outcome "
-                "or a numeric value per user"
-            )
-        quoted = _quote(column)
-        (others,) = _fetchone(con, f"SELECT count(*) FROM abpool_scan WHERE {quoted} NOT IN (0, 1)")
-        return int(others) == 0
 
 
 def analyze_metrics(
@@ -299,80 +270,104 @@ def analyze_metrics(
     -------
     Scorecard
     """
-    from abpool._validation import check_seed
-    from abpool.data import read_cells, read_moments
-    from abpool.means import fit_means
-    from abpool.variants import fit_variants
+    from abpool.data.metrics import read_metrics
 
-    names = [str(name) for name in metrics]
-    if not names or isinstance(metrics, str):
-        raise InvalidArgumentError(f"metrics must be a list of one or more column names, got {metrics!r}")
-    if len(set(names)) < len(names):
-        raise InvalidArgumentError(f"metrics must name each column once, got {', '.join(names)}")
+    settings = scorecard_settings(metrics, primary, margins, lower_is_better, level)
+    data = read_metrics(
+        data,
+        metrics,
+        metric_column=metric_column,
+        value=value,
+        arm=arm,
+        control=control,
+        cap=cap,
+        table=table,
+        query=query,
+    )
+    return fit_metrics(data, **settings, control=control, ci=ci, split=split, seed=seed, on_unconverged=on_unconverged)
+
+
+def scorecard_settings(
+    metrics: Sequence[str],
+    primary: str | None = None,
+    margins: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    level: float = DEFAULT_LEVEL,
+) -> dict[str, Any]:
+    """The scorecard's settings checked against its metrics: ``primary``, ``margins``, ``lower_is_better``, ``level``.
+
+    Checked before any data is read, so that a misspelt guardrail costs nothing.
+
+    Examples
+    --------
+    >>> scorecard_settings(["converted", "revenue"], margins={"revenue": 0.5})["primary"]
+    'converted'
+    >>> scorecard_settings(["converted", "revenue"], lower_is_better=["converted"])
+    Traceback (most recent call last):
+    abpool.errors.InvalidArgumentError: margins and lower_is_better name guardrails (revenue), got 'converted'
+    """
+    from abpool.data.metrics import _metric_names
+
+    names = _metric_names(metrics)
     primary = names[0] if primary is None else str(primary)
     if primary not in names:
         raise InvalidArgumentError(f"primary must be one of the metrics {', '.join(names)}, got {primary!r}")
+    if isinstance(lower_is_better, str):
+        lower_is_better = [lower_is_better]
     for name in [*(margins or {}), *lower_is_better]:
         if name not in names or name == primary:
             guardrails = ", ".join(n for n in names if n != primary) or "none"
             raise InvalidArgumentError(f"margins and lower_is_better name guardrails ({guardrails}), got {name!r}")
-    level = check_probability(level, "level", "0.2")
+    chosen = {str(name): float(margin) for name, margin in (margins or {}).items()}
+    for name, margin in chosen.items():
+        if not margin >= 0:
+            raise InvalidArgumentError(f"the margin of {name} must be at least 0, got {margin}")
+    return {
+        "primary": primary,
+        "margins": chosen,
+        "lower_is_better": sorted(str(name) for name in lower_is_better),
+        "level": check_probability(level, "level", "0.2"),
+    }
+
+
+def fit_metrics(
+    data: MetricsData,
+    *,
+    primary: str | None = None,
+    margins: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    level: float = DEFAULT_LEVEL,
+    control: str | None = None,
+    ci: float = 0.95,
+    split: Mapping[str, float] | Sequence[float] | None = None,
+    seed: int | None = None,
+    on_unconverged: str = "warn",
+) -> Scorecard:
+    """Fit each metric of :class:`~abpool.data.metrics.MetricsData` with its model, one seed for all.
+
+    The settings are those of :func:`analyze_metrics`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from abpool.data.metrics import read_metrics
+    >>> rows = pd.DataFrame({"arm": ["A", "B"] * 50, "converted": [0, 1, 1, 0] * 25,
+    ...                      "spend": [float(i % 7) for i in range(100)]})
+    >>> card = fit_metrics(read_metrics(rows, ["converted", "spend"]), seed=1)
+    >>> card.primary, card.guardrail_metrics
+    ('converted', ['spend'])
+    """
+    from abpool._validation import check_seed
+    from abpool.means import fit_means
+    from abpool.variants import fit_variants
+
+    settings = scorecard_settings(data.names, primary, margins, lower_is_better, level)
+    primary = settings["primary"]
     seed = check_seed(seed)
-    if value is not None and metric_column is None:
-        raise InvalidArgumentError("value names the value column of a long table; give metric_column too")
-    ordered = [primary, *(name for name in names if name != primary)]
-    results: dict[str, Result] = {}
     common = dict(control=control, ci=ci, split=split, seed=seed, on_unconverged=on_unconverged)
-    source = dict(table=table, query=query)
-    for name in ordered:
-        column, where = name, None
-        if metric_column is not None:
-            column, where = _long_form(data, metric_column, value, name, source)
-        role = "metric" if metric_column is None else "value"
-        if is_binary(data, column, where=where, role=role, **source):
-            cells = read_cells(data, arm=arm, outcome=column, control=control, where=where, **source)
-            results[name] = fit_variants(cells, **common)
-        else:
-            moments = read_moments(data, arm=arm, value=column, control=control, cap=cap, where=where, **source)
-            results[name] = fit_means(moments, **common)
-    arms = {name: result.arms for name, result in results.items()}
-    if len({tuple(sorted(a)) for a in arms.values()}) > 1:
-        raise InvalidDataError(
-            "the metrics do not cover the same arms ("
-            + "; ".join(f"{name}: {', '.join(a)}" for name, a in arms.items())
-            + "); every metric needs a value for every arm"
-        )
-    chosen = {name: float(margins[name]) for name in (margins or {})}
-    for name, value in chosen.items():
-        if not value >= 0:
-            raise InvalidArgumentError(f"the margin of {name} must be at least 0, got {value}")
-    resolved = {name: chosen.get(name, results[name].threshold) for name in ordered if name != primary}
-    return Scorecard(results, primary, resolved, frozenset(lower_is_better), level)
-
-
-def _long_form(
-    data: DataSource, metric_column: str, value: str | None, name: str, source: dict[str, Any]
-) -> tuple[str, str]:
-    """The value column and the SQL condition that select one metric's rows of a long table."""
-    from abpool.data.cells import _resolve
-    from abpool.data.local import _column_types, _fetchone, _literal, _open, _quote, connection
-    from abpool.data.moments import VALUE_NAMES
-
-    with connection(**source) as con:
-        shown = _open(con, data)
-        columns = [c for c in _column_types(con.con) if c != con.row]
-        metric_column = str(_resolve(columns, metric_column, (), "metric", "--metric-column", shown))
-        column = str(_resolve(columns, value, VALUE_NAMES, "value", "--value", shown))
-        where = f"CAST({_quote(metric_column)} AS VARCHAR) = {_literal(name)}"
-        if _fetchone(con, f"SELECT 1 FROM abpool_scan WHERE {where} LIMIT 1") is None:
-            found = [
-                str(row[0])
-                for row in con.execute(
-                    f"SELECT DISTINCT CAST({_quote(metric_column)} AS VARCHAR) FROM abpool_scan ORDER BY 1 LIMIT 21"
-                ).fetchall()
-            ]
-            raise InvalidDataError(
-                f"metric {name!r} has no rows in column {metric_column!r} of {shown}; its metrics are: "
-                f"{fmt.names_list([repr(m) for m in found], 20)}"
-            )
-    return column, where
+    results: dict[str, Result] = {}
+    for name in [primary, *(name for name in data.names if name != primary)]:
+        fit = fit_means if data.kind(name) == MEAN else fit_variants
+        results[name] = fit(data.metrics[name], **common)
+    resolved = {name: settings["margins"].get(name, results[name].threshold) for name in results if name != primary}
+    return Scorecard(results, primary, resolved, frozenset(settings["lower_is_better"]), settings["level"])

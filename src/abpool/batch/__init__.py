@@ -2,10 +2,11 @@
 
 :func:`analyze_batch` reads a table with an experiment column (unit rows or
 aggregated cells; :mod:`abpool.batch.source`), fits every experiment with the
-model its columns call for (segments with ``segment``, else variants) on the
-chosen engine (:mod:`abpool.batch.run`) and writes, under ``out``:
+model its columns call for (segments with ``segment``, means with ``value``, a
+scorecard of several metrics with ``metrics``, else variants) on the chosen
+engine (:mod:`abpool.batch.run`) and writes, under ``out``:
 
-* ``results.parquet``: one row per experiment × (segment ×) arm in the shared
+* ``results.parquet``: one row per experiment × (segment or metric ×) arm in the shared
   vocabulary, with ``status`` (ok, unconverged, refused), ``reason``, the
   decision, the SRM flag, diagnostics, prior, seed, data fingerprint and
   abpool's version — a refused experiment has one row with its reason;
@@ -44,14 +45,25 @@ import pandas as pd
 from abpool._validation import check_int, check_seed
 from abpool.api import choose_model
 from abpool.batch.index import write_index
-from abpool.batch.run import REFUSED, Engine, Task, experiment_key, experiment_seed, settings_key, stored_record
-from abpool.batch.source import ExperimentsRead, read_experiments, read_moment_experiments
+from abpool.batch.rows import METRICS, REFUSED
+from abpool.batch.run import (
+    Engine,
+    Task,
+    experiment_key,
+    experiment_seed,
+    fit_experiment,
+    settings_key,
+    stored_record,
+)
+from abpool.batch.source import ExperimentsRead, read_experiments, read_metric_experiments, read_moment_experiments
 from abpool.batch.writeback import check_target, write_results
 from abpool.data import DataSource
 from abpool.errors import InvalidArgumentError
 from abpool.io import atomic_write, write_json
 
 RESULTS_FILE = "results.parquet"
+# What a batch of several metrics accepts beside its own settings: each metric otherwise takes its model's defaults.
+SCORECARD_OPTIONS = frozenset({"control", "ci", "split", "cap"})
 # The batch's own settings (its seed): a rerun without --seed resumes with the same one.
 BATCH_FILE = "batch.json"
 INDEX_FILE = "index.html"
@@ -96,11 +108,13 @@ class BatchResult:
         """The fitted result of one experiment: loaded from its saved run, or refitted when runs were not saved.
 
         A refit uses the experiment's cells, seed and options from its record,
-        so it gives the same numbers as the batch did.
+        so it gives the same numbers as the batch did. In a batch of several
+        metrics it is the experiment's :class:`~abpool.scorecard.Scorecard`,
+        always refitted (its saved run is the report and JSON).
         """
         from abpool.data import Cells
+        from abpool.data.metrics import MetricsData
         from abpool.data.moments import ArmMoments
-        from abpool.result import model_entry
         from abpool.store import load
 
         record = next((r for r in self.records if r["experiment"] == experiment), None)
@@ -112,13 +126,10 @@ class BatchResult:
         run = self.out / EXPERIMENTS_DIR / experiment_key(experiment)
         if (run / "manifest.json").exists() or "cells" not in record:
             return load(run)
-        # A continuous metric's record holds its per-arm moments.
-        kind = ArmMoments if record["cells"].get("kind") == "moments" else Cells
-        cells = kind.from_record(record["cells"])
-        columns = {"segment": list(cells.segment_columns)} if cells.segment_columns else {}
-        return model_entry(self.model).fit(
-            cells, **columns, **self.options, seed=int(record["seed"]), on_unconverged="ignore"
-        )
+        # A continuous metric's record holds its per-arm moments; a scorecard's, every metric's data.
+        kinds = {"moments": ArmMoments, "metrics": MetricsData}
+        cells = kinds.get(record["cells"].get("kind"), Cells).from_record(record["cells"])
+        return fit_experiment(self.model, cells, self.options, int(record["seed"]))
 
     @property
     def exit_code(self) -> int:
@@ -137,6 +148,12 @@ def analyze_batch(
     trials: str | None = None,
     successes: str | None = None,
     value: str | None = None,
+    metrics: Sequence[str] | None = None,
+    metric_column: str | None = None,
+    primary: str | None = None,
+    margins: dict[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    level: float | None = None,
     table: str | None = None,
     query: str | None = None,
     seed: int | None = None,
@@ -165,7 +182,15 @@ def analyze_batch(
     value : str, optional
         A continuous metric's column of unit values: the means model is fitted
         to each experiment (``cap=0.99`` among the options caps each
-        experiment at its own quantile).
+        experiment at its own quantile). With ``metrics`` and
+        ``metric_column``: the long table's value column.
+    metrics : sequence of str, optional
+        Several metrics per experiment (see :func:`abpool.analyze_metrics`):
+        each experiment gets a scorecard, the first metric (or ``primary``)
+        deciding and the others guardrails. Each metric's model is chosen once
+        for the whole table (0/1 → variants, other numbers → means).
+    metric_column, primary, margins, lower_is_better, level
+        As for :func:`abpool.analyze_metrics`, the same for every experiment.
     table, query : str, optional
         With a DuckDB database file: its table, or a SQL query over it (see :func:`abpool.load_cells`).
     seed : int, optional
@@ -197,21 +222,20 @@ def analyze_batch(
     """
     import tempfile
 
-    from abpool.result import model_entry
-
     start = time.perf_counter()
     if engine not in ("process", "pool", "dask"):
         raise InvalidArgumentError(f"engine must be one of process, pool, dask, got {engine!r}")
     workers = check_int(workers, "workers", minimum=1)
-    model = "means" if value is not None else choose_model(segment=segment)
-    if value is not None and (segment or outcome or trials or successes):
-        raise InvalidArgumentError(
-            "value names a continuous metric, fitted by the means model without segments; leave out segment, "
-            "outcome, trials and successes"
-        )
-    unknown = sorted(set(options) - model_entry(model).options - {"control"})
-    if unknown:
-        raise InvalidArgumentError(f"{', '.join(unknown)} is not an option of the {model} model")
+    if metrics is not None:
+        model = METRICS
+        settings = _scorecard_options(metrics, primary, margins, lower_is_better, level, segment, options)
+    else:
+        model = "means" if value is not None else choose_model(segment=segment)
+        settings = _model_options(model, value, segment, outcome, trials, successes, metric_column, options)
+        if primary is not None or margins or lower_is_better or level is not None:
+            raise InvalidArgumentError(
+                "primary, margins, lower_is_better and level are settings of several metrics; give metrics"
+            )
     if database_table is not None:
         # Before any fit: a source that cannot hold the table should not cost a batch to find out.
         check_target(data, database_table)
@@ -226,7 +250,19 @@ def analyze_batch(
         if force or next(directory.glob("*.json"), None) is None:
             # Nothing to reuse, so every experiment will be fitted: the workers start while the table is read.
             runner.start()
-        if model == "means":
+        if model == METRICS:
+            found = read_metric_experiments(
+                data,
+                experiment=experiment,
+                metrics=list(metrics or ()),
+                metric_column=metric_column,
+                value=value,
+                arm=arm,
+                cap=options.get("cap"),
+                table=table,
+                query=query,
+            )
+        elif model == "means":
             found = read_moment_experiments(
                 data, experiment=experiment, value=value, arm=arm, cap=options.get("cap"), table=table, query=query
             )
@@ -244,7 +280,7 @@ def analyze_batch(
             )
         directory.mkdir(parents=True, exist_ok=True)
         write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
-        records, tasks = _plan(found, model, options, seed, directory, force=force, reports=reports, runs=runs)
+        records, tasks = _plan(found, model, settings, seed, directory, force=force, reports=reports, runs=runs)
         reused = len(records) - sum(1 for r in records.values() if r["status"] == REFUSED)
         for record in records.values():
             if progress is not None:
@@ -267,15 +303,67 @@ def analyze_batch(
         seconds=time.perf_counter() - start,
         database_table=written,
         model=model,
-        options=options,
+        options=settings["fit"],
         _keep=keep,
     )
+
+
+def _model_options(
+    model: str,
+    value: str | None,
+    segment: Any,
+    outcome: str | None,
+    trials: str | None,
+    successes: str | None,
+    metric_column: str | None,
+    options: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """One model's batch settings: ``fit`` (its options) and ``key`` (what a stored record must match)."""
+    from abpool.result import model_entry
+
+    if metric_column is not None:
+        raise InvalidArgumentError("metric_column names a long table's metrics; give metrics too")
+    if value is not None and (segment or outcome or trials or successes):
+        raise InvalidArgumentError(
+            "value names a continuous metric, fitted by the means model without segments; leave out segment, "
+            "outcome, trials and successes"
+        )
+    unknown = sorted(set(options) - model_entry(model).options - {"control"})
+    if unknown:
+        raise InvalidArgumentError(f"{', '.join(unknown)} is not an option of the {model} model")
+    return {"fit": options, "key": options}
+
+
+def _scorecard_options(
+    metrics: Sequence[str],
+    primary: str | None,
+    margins: dict[str, float] | None,
+    lower_is_better: Sequence[str],
+    level: float | None,
+    segment: Any,
+    options: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """A scorecard batch's settings, checked before any data is read: ``fit`` and ``key`` as for one model."""
+    from abpool.scorecard import DEFAULT_LEVEL, scorecard_settings
+
+    if segment:
+        raise InvalidArgumentError("a batch of several metrics compares arms on whole experiments; leave out segment")
+    unknown = sorted(set(options) - SCORECARD_OPTIONS)
+    if unknown:
+        raise InvalidArgumentError(
+            f"{', '.join(unknown)} is not a setting of a batch of several metrics (each metric takes its model's "
+            f"defaults); its settings are {', '.join(sorted(SCORECARD_OPTIONS))}"
+        )
+    checked = scorecard_settings(metrics, primary, margins, lower_is_better, DEFAULT_LEVEL if level is None else level)
+    fit = {key: value for key, value in options.items() if key != "cap"} | checked
+    # The metrics and the cap change what is read: a stored record is reused only when they match too.
+    return {"fit": fit, "key": fit | {"metrics": list(metrics), "cap": options.get("cap")}}
 
 
 def _plan(
     found: ExperimentsRead,
     model: str,
-    options: dict[str, Any],
+    settings: dict[str, dict[str, Any]],
     seed: int,
     directory: Path,
     *,
@@ -284,7 +372,7 @@ def _plan(
     runs: bool,
 ) -> tuple[dict[str, dict[str, Any]], list[Task]]:
     """The records already known (refused experiments, unchanged ones from an earlier run) and the fits to run."""
-    key = settings_key(model, options, seed)
+    key = settings_key(model, settings["key"], seed)
     records: dict[str, dict[str, Any]] = {}
     tasks = []
     for item in found.experiments:
@@ -292,7 +380,15 @@ def _plan(
             records[item.name] = {"experiment": item.name, "status": REFUSED, "reason": item.refused, "rows": []}
             continue
         task = Task(
-            item.name, item.cells, model, options, experiment_seed(seed, item.name), directory, key, reports, runs
+            item.name,
+            item.cells,
+            model,
+            settings["fit"],
+            experiment_seed(seed, item.name),
+            directory,
+            key,
+            reports,
+            runs,
         )
         stored = None if force else stored_record(task)
         if stored is None:

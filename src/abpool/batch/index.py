@@ -6,7 +6,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from abpool.batch.run import REFUSED, UNCONVERGED, experiment_key
+from abpool.batch.rows import METRICS, REFUSED, UNCONVERGED
+from abpool.batch.run import experiment_key
+from abpool.scorecard import HOLD
 from abpool.sensitivity import decision_text
 
 
@@ -19,13 +21,24 @@ def short_decision(rows: list[dict[str, Any]]) -> str:
     ...         {"arm": "B", "is_control": False, "decision": "ship", "decision_arm": "B"}]
     >>> short_decision(rows)
     'ship B'
+    >>> short_decision([row | {"metric": "latency", "guardrail_flagged": not row["is_control"]} for row in rows])
+    'ship B; guardrails flagged: latency'
     """
     control = next(row["arm"] for row in rows if row["is_control"])
-    by_segment = {row.get("segment"): decision_text(row["decision"], row["decision_arm"], control) for row in rows}
+    by_segment = {row.get("segment"): _decision_text(row["decision"], row["decision_arm"], control) for row in rows}
+    flagged = sorted({str(row["metric"]) for row in rows if row.get("guardrail_flagged")})
+    if flagged:
+        # A scorecard: the guardrails that may be hurt are part of the headline.
+        return f"{next(iter(by_segment.values()))}; guardrails flagged: {', '.join(flagged)}"
     if len(by_segment) == 1:
         return next(iter(by_segment.values()))
     counts = Counter(by_segment.values())
     return f"{len(by_segment)} segments: " + ", ".join(f"{text} in {n}" for text, n in counts.most_common())
+
+
+def _decision_text(decision: str, arm: str | None, control: str) -> str:
+    # A scorecard's "hold" names the arm its primary metric alone would ship.
+    return f"{HOLD} {arm}" if decision == HOLD else decision_text(decision, arm, control)
 
 
 def _row(record: dict[str, Any], experiments: Path) -> dict[str, Any]:
@@ -70,6 +83,6 @@ def write_index(
         path,
         [_row(record, experiments) for record in records],
         title=f"Batch: {len(records):,} experiments",
-        subtitle=f"{model} model; source {source}; batch seed {seed}",
+        subtitle=f"{'several metrics' if model == METRICS else model + ' model'}; source {source}; batch seed {seed}",
         counts=f"{summary}. Each experiment's report has its estimates, prior and diagnostics.",
     )

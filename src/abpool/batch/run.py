@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from abpool._version import __version__
+from abpool.batch.rows import METRICS, OK, REFUSED, UNCONVERGED, experiment_outcome
 from abpool.data import Cells
 from abpool.errors import AbpoolError
 from abpool.io import to_jsonable, write_json
 
-OK, UNCONVERGED, REFUSED = "ok", "unconverged", "refused"
 ENGINES = ("process", "pool", "dask")
 # Experiments sent to a pool worker at once: a fast fit costs little more than its round trip through the
 # pool's queues, so up to this many travel together, fewer as the batch nears its end (see chunks).
@@ -99,52 +99,19 @@ def _private_compile_directory() -> None:
         os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={private}"]))
 
 
-def frame_records(frame: Any) -> list[dict[str, Any]]:
-    """``frame.to_dict("records")``, from one conversion of the whole frame: pandas' own walks every column.
+def fit_experiment(model: str, cells: Any, options: dict[str, Any], seed: int) -> Any:
+    """One experiment's fit: a registered model's result, or a scorecard when ``model`` is :data:`METRICS`.
 
-    An object array holds the same plain Python values (int, float, bool, str)
-    that ``to_dict`` boxes each cell into, so the records are equal.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"arm": ["A", "B"], "trials": [3, 4], "rate": [0.5, 0.25], "control": [True, False]})
-    >>> frame_records(frame) == frame.to_dict("records")
-    True
-    >>> frame_records(frame)[0]
-    {'arm': 'A', 'trials': 3, 'rate': 0.5, 'control': True}
+    An unconverged fit is kept (and reported by its diagnostics); the batch marks it.
     """
-    names = [str(name) for name in frame.columns]
-    return [dict(zip(names, values, strict=True)) for values in frame.to_numpy(dtype=object).tolist()]
+    if model == METRICS:
+        from abpool.scorecard import fit_metrics
 
+        return fit_metrics(cells, **options, seed=seed, on_unconverged="ignore")
+    from abpool.result import model_entry
 
-def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
-    """The results-table rows of one fitted experiment: its summary, decision, guardrail and diagnostics."""
-    by_segment = {row["segment"]: row for row in frame_records(result.recommendations())}
-    diagnostics = result.diagnostics
-    provenance = result.provenance()
-    # The same for every row of the experiment: built once, then each row is its summary row merged in.
-    first = {
-        "experiment": name,
-        "status": OK if diagnostics.converged else UNCONVERGED,
-        "reason": None if diagnostics.converged else "; ".join(diagnostics.warnings),
-    }
-    last = {
-        "srm_flagged": result.srm_flagged(),
-        "converged": diagnostics.converged,
-        "max_rhat": diagnostics.max_rhat,
-        "divergences": diagnostics.divergences,
-        "model": result.model,
-        "prior": result.prior.name,
-        "seed": result.seed,
-        "data_fingerprint": provenance["data_fingerprint"],
-        "abpool_version": provenance["abpool_version"],
-    }
-    rows = []
-    for row in frame_records(result.summary()):
-        decision = by_segment[row.get("segment")]
-        rows.append(first | row | {"decision": decision["decision"], "decision_arm": decision["arm"]} | last)
-    return rows
+    columns = {"segment": list(cells.segment_columns)} if cells.segment_columns else {}
+    return model_entry(model).fit(cells, **columns, **options, seed=seed, on_unconverged="ignore")
 
 
 def fit_task(task: Task) -> dict[str, Any]:
@@ -152,12 +119,11 @@ def fit_task(task: Task) -> dict[str, Any]:
 
     A bad setting or data the model refuses gives a ``refused`` record with the
     one-line reason; a fit that did not converge is kept, marked ``unconverged``.
+    A scorecard's saved run is its report and JSON, so its record always keeps
+    the cells it is refitted from.
     """
-    from abpool.result import model_entry
-
     _private_compile_directory()
     start = time.perf_counter()
-    columns = {"segment": list(task.cells.segment_columns)} if task.cells.segment_columns else {}
     record: dict[str, Any] = {
         "experiment": task.name,
         "key": experiment_key(task.name),
@@ -166,21 +132,14 @@ def fit_task(task: Task) -> dict[str, Any]:
         "seed": task.seed,
     }
     try:
-        result = model_entry(task.model).fit(
-            task.cells, **columns, **task.options, seed=task.seed, on_unconverged="ignore"
-        )
-        if task.save_run:
+        result = fit_experiment(task.model, task.cells, task.options, task.seed)
+        if task.save_run and task.model == METRICS:
+            result.save(task.run_path, report=task.report)
+        elif task.save_run:
             result.save(task.run_path, report=task.report, force=True)
-        else:
+        if not task.save_run or task.model == METRICS:
             record["cells"] = task.cells.to_record()
-        rows = summary_rows(task.name, result)
-        record |= {
-            "status": rows[0]["status"],
-            "reason": rows[0]["reason"],
-            "headline": result.recommendation_sentences(limit=1)[0],
-            "srm_flagged": result.srm_flagged(),
-            "rows": rows,
-        }
+        record |= experiment_outcome(task.name, result)
     except AbpoolError as exc:
         record |= {"status": REFUSED, "reason": " ".join(str(exc).split()), "rows": []}
     record["seconds"] = round(time.perf_counter() - start, 3)
@@ -238,9 +197,16 @@ def stored_record(task: Task) -> dict[str, Any] | None:
         record.get("settings") == task.settings
         and record.get("data_fingerprint") == task.cells.fingerprint
         and record.get("status") in (OK, UNCONVERGED)
-        and ((task.run_path / "manifest.json").exists() or (not task.save_run and "cells" in record))
+        and _reusable_run(task, record)
     )
     return record if unchanged else None
+
+
+def _reusable_run(task: Task, record: dict[str, Any]) -> bool:
+    """Whether what the stored record's run left serves this task: its saved run, or its cells to refit from."""
+    if task.model == METRICS:
+        return "cells" in record and (not task.save_run or (task.run_path / "summary.json").exists())
+    return (task.run_path / "manifest.json").exists() or (not task.save_run and "cells" in record)
 
 
 @dataclass

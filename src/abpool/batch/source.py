@@ -33,6 +33,10 @@ from abpool.data.warehouse import is_warehouse, read_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 EXPERIMENT_NAMES = ("experiment", "experiment_id", "test", "test_id")
+_SERVER_ROWS = (
+    "a batch of a continuous metric, or of a long table's metrics, reads files and DuckDB databases; from a "
+    "database server, export the unit rows or give each metric its own column of 0/1 outcomes"
+)
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,10 @@ class ExperimentsRead:
 
 
 def _experiment_names(
-    data: DataSource, experiment: str | None, place: dict[str, str | None]
+    data: DataSource, experiment: str | None, place: dict[str, str | None], where: str | None = None
 ) -> tuple[list[str], str, str]:
-    """The distinct experiment names (sorted), the source's name and the experiment column; one scan."""
-    with connection(table=place["table"], query=place["query"]) as source:
+    """The distinct experiment names (sorted) of the rows meeting ``where``, the source's name and the column."""
+    with connection(table=place["table"], query=place["query"], where=where) as source:
         name = _open(source, data)
         columns = [row[0] for row in source.execute("DESCRIBE abpool_scan").fetchall()]
         column = _resolve(columns, experiment, EXPERIMENT_NAMES, "experiment", "--experiment", name)
@@ -90,6 +94,7 @@ def read_experiments(
     successes: str | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
 ) -> ExperimentsRead:
     """Read a table of experiments: one :class:`Experiment` per distinct value of the experiment column.
 
@@ -101,6 +106,8 @@ def read_experiments(
         The experiment column (default: ``experiment``, ``experiment_id``, ``test`` or ``test_id``).
     segment, arm, outcome, trials, successes, table, query
         As for :func:`abpool.data.load_cells`, the same for every experiment.
+    where : str, optional
+        Only the rows meeting this DuckDB SQL condition (files and DuckDB databases).
 
     Raises
     ------
@@ -112,8 +119,10 @@ def read_experiments(
     place: dict[str, str | None] = {"table": table, "query": query}
     columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, **place}
     if is_warehouse(data):
+        if where is not None:
+            raise InvalidArgumentError(_SERVER_ROWS)
         return _read_warehouse(data, experiment=experiment, segment=segment, **columns)
-    names, source, column = _experiment_names(data, experiment, place)
+    names, source, column = _experiment_names(data, experiment, place, where)
     segments = [segment] if isinstance(segment, str) else list(segment or [])
     if column in segments:
         raise InvalidArgumentError(f"column {column!r} cannot be both the experiment and a segment")
@@ -122,14 +131,14 @@ def read_experiments(
     def read(group: list[str]) -> None:
         # The whole group in one pass, the experiment as one more segment column; when some experiment of the
         # group is at fault, each half is read on its own: a few bad experiments cost a few passes, not one each.
-        where = f"CAST({_quote(column)} AS VARCHAR) IN ({', '.join(_literal(name) for name in group)})"
-        if len(group) == len(names):
-            where = None
+        chosen = None
+        if len(group) < len(names):
+            chosen = f"CAST({_quote(column)} AS VARCHAR) IN ({', '.join(_literal(name) for name in group)})"
         try:
-            together = read_cells(data, where=where, segment=[column, *segments], **columns)
+            together = read_cells(data, where=_both(where, chosen), segment=[column, *segments], **columns)
         except InvalidDataError:
             if len(group) == 1:
-                found[group[0]] = _alone(data, group[0], column, segments, columns)
+                found[group[0]] = _alone(data, group[0], column, segments, columns, where)
             else:
                 read(group[: len(group) // 2])
                 read(group[len(group) // 2 :])
@@ -137,7 +146,7 @@ def read_experiments(
         parts = _split(together, column, segments)
         for name in group:
             cells = parts.get(name)
-            found[name] = Experiment(name, cells) if cells else _alone(data, name, column, segments, columns)
+            found[name] = Experiment(name, cells) if cells else _alone(data, name, column, segments, columns, where)
 
     read(names)
     return ExperimentsRead([found[name] for name in names], source, column)
@@ -152,11 +161,13 @@ def read_moment_experiments(
     cap: float | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
 ) -> ExperimentsRead:
     """Read a table of experiments with a continuous metric: per-arm moments of each experiment's unit values.
 
     Each experiment is read in a pass of its own, so that its cap (``cap``)
     is the quantile of its own values; one at fault is refused with its reason.
+    ``where`` keeps only the rows meeting a DuckDB SQL condition.
 
     Examples
     --------
@@ -170,28 +181,110 @@ def read_moment_experiments(
     from abpool.data.moments import load_moments
 
     if is_warehouse(data):
-        raise InvalidArgumentError(
-            "a batch of a continuous metric reads files and DuckDB databases; from a database server, analyse "
-            "each experiment with abpool means --query, or export its unit rows"
-        )
+        raise InvalidArgumentError(_SERVER_ROWS)
     place: dict[str, str | None] = {"table": table, "query": query}
-    names, source, column = _experiment_names(data, experiment, place)
+    names, source, column = _experiment_names(data, experiment, place, where)
     found = []
     for name in names:
-        where = f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"
+        mine = _both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}")
         try:
-            moments = load_moments(data, where=where, arm=arm, value=value, cap=cap, **place)
+            moments = load_moments(data, where=mine, arm=arm, value=value, cap=cap, **place)
             found.append(Experiment(name, moments))
         except InvalidDataError as exc:
             found.append(Experiment(name, None, f"experiment {name!r}: {exc}"))
     return ExperimentsRead(found, source, column)
 
 
-def _alone(data: DataSource, name: str, column: str, segments: list[str], columns: dict[str, Any]) -> Experiment:
+def read_metric_experiments(
+    data: DataSource,
+    *,
+    experiment: str | None = None,
+    metrics: Sequence[str],
+    metric_column: str | None = None,
+    value: str | None = None,
+    arm: str | None = None,
+    cap: float | None = None,
+    table: str | None = None,
+    query: str | None = None,
+) -> ExperimentsRead:
+    """Read several metrics of every experiment (see :mod:`abpool.data.metrics`): one scorecard's data each.
+
+    Each metric's model is chosen once for the whole table, so every
+    experiment analyses it alike; each metric is then read as a batch of its
+    own. An experiment is refused when any of its metrics is (the reason names
+    the metric) or has no rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"experiment": ["e1"] * 4 + ["e2"] * 4, "arm": ["A", "B"] * 4,
+    ...                       "converted": [0, 1, 1, 1, 0, 0, 1, 0],
+    ...                       "revenue": [0.0, 9.0, 3.0, 5.0, 1.0, None, 2.0, 4.0]})
+    >>> found = read_metric_experiments(table, metrics=["converted", "revenue"])
+    >>> found.experiments[0].cells.names
+    ['converted', 'revenue']
+    >>> found.experiments[1].refused  # doctest: +ELLIPSIS
+    "experiment 'e2', metric 'revenue': value column 'revenue' must hold a finite number per user, but row 6 of ..."
+    """
+    from abpool.data.metrics import MetricsData, is_binary, metric_places
+
+    place: dict[str, str | None] = {"table": table, "query": query}
+    places = metric_places(data, metrics, metric_column=metric_column, value=value, **place)
+    names, source, column = _experiment_names(data, experiment, place)
+    per_metric: dict[str, dict[str, Experiment]] = {}
+    for metric in places:
+        if is_binary(data, metric.column, where=metric.where, role=metric.role, **place):
+            read = read_experiments(
+                data, experiment=column, arm=arm, outcome=metric.column, where=metric.where, **place
+            )
+        else:
+            read = read_moment_experiments(
+                data, experiment=column, value=metric.column, arm=arm, cap=cap, where=metric.where, **place
+            )
+        per_metric[metric.name] = {item.name: item for item in read.experiments}
+    found = []
+    for name in names:
+        parts, refused = {}, None
+        for metric, experiments in per_metric.items():
+            item = experiments.get(name)
+            if item is None:
+                refused = f"experiment {name!r} has no rows of metric {metric!r}"
+            elif item.cells is None:
+                reason = str(item.refused).removeprefix(f"experiment {name!r}: ")
+                refused = f"experiment {name!r}, metric {metric!r}: {reason}"
+            else:
+                parts[metric] = item.cells
+            if refused is not None:
+                break
+        if refused is None:
+            try:
+                found.append(Experiment(name, MetricsData(parts)))
+            except InvalidDataError as exc:
+                found.append(Experiment(name, None, f"experiment {name!r}: {exc}"))
+        else:
+            found.append(Experiment(name, None, refused))
+    return ExperimentsRead(found, source, column)
+
+
+def _both(first: str | None, second: str | None) -> str | None:
+    """Two SQL conditions joined by AND; either may be None (no condition)."""
+    if first is None or second is None:
+        return second if first is None else first
+    return f"({first}) AND ({second})"
+
+
+def _alone(
+    data: DataSource,
+    name: str,
+    column: str,
+    segments: list[str],
+    columns: dict[str, Any],
+    where: str | None = None,
+) -> Experiment:
     """One experiment read on its own: its cells, or its one-line reason naming the source's row."""
-    where = f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"
+    mine = _both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}")
     try:
-        return Experiment(name, read_cells(data, where=where, segment=segments or None, **columns))
+        return Experiment(name, read_cells(data, where=mine, segment=segments or None, **columns))
     except InvalidDataError as exc:
         return Experiment(name, None, f"experiment {name!r}: {exc}")
 

@@ -33,6 +33,7 @@ from abpool.cli._app import (
     given,
     stderr,
 )
+from abpool.cli.metrics import LowerOpt, MarginOpt, MetricColumnOpt, PrimaryOpt, margins_option
 from abpool.errors import AbpoolError
 
 ExperimentOpt = Annotated[
@@ -59,11 +60,35 @@ def batch(
     successes: SuccessesOpt = None,
     value: Annotated[
         str | None,
-        typer.Option("--value", metavar="COLUMN", help="A continuous metric's column: fit the means model."),
+        typer.Option(
+            "--value",
+            metavar="COLUMN",
+            help="A continuous metric's column: fit the means model (with --metric-column: the value column).",
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            metavar="COLUMN",
+            help="Several metrics per experiment, a scorecard each; repeat it. The first is the primary.",
+        ),
+    ] = None,
+    metric_column: MetricColumnOpt = None,
+    primary: PrimaryOpt = None,
+    margin: MarginOpt = None,
+    lower_is_better: LowerOpt = None,
+    level: Annotated[
+        float | None,
+        typer.Option(
+            "--level", metavar="P", help="With --metric: flag a guardrail when P(worse beyond its margin) > P [0.2]."
+        ),
     ] = None,
     cap: Annotated[
         float | None,
-        typer.Option("--cap", metavar="QUANTILE", help="With --value: cap each experiment at this quantile."),
+        typer.Option(
+            "--cap", metavar="QUANTILE", help="Cap continuous metrics at this quantile of each experiment's values."
+        ),
     ] = None,
     control: ControlOpt = None,
     table: TableOpt = None,
@@ -105,9 +130,9 @@ def batch(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Print a line per experiment as it finishes.")] = False,
 ) -> None:
-    """Fit every experiment of a table: segments with --segment, means with --value, else variants.
+    """Fit every experiment of a table: segments with --segment, means with --value, a scorecard with --metric.
 
-    Example: abpool batch experiments.parquet --experiment test_id --out results/
+    Otherwise the variants model. Example: abpool batch experiments.parquet --experiment test_id --out results/
     """
     from abpool.batch import analyze_batch
 
@@ -126,6 +151,12 @@ def batch(
                 trials=trials,
                 successes=successes,
                 value=value,
+                metrics=metric or None,
+                metric_column=metric_column,
+                primary=primary,
+                margins=margins_option(margin),
+                lower_is_better=lower_is_better or (),
+                level=level,
                 table=table,
                 query=query,
                 seed=seed,

@@ -74,7 +74,8 @@ CapOpt = Annotated[
 ]
 
 
-def _margins(items: list[str] | None) -> dict[str, float]:
+def margins_option(items: list[str] | None) -> dict[str, float]:
+    """``--margin COLUMN=VALUE`` options as a mapping; a malformed one is a one-line error."""
     margins = {}
     for item in items or []:
         name, equals, value = item.rpartition("=")
@@ -130,7 +131,7 @@ def metrics(
                 value=value,
                 arm=arm,
                 primary=primary,
-                margins=_margins(margin),
+                margins=margins_option(margin),
                 lower_is_better=lower_is_better or (),
                 level=level,
                 control=control,
