@@ -155,6 +155,28 @@ def test_nutpie_private_interface_is_the_one_the_kernel_was_written_for():
     assert callable(lib.PyStorage.arrow) and callable(lib.PyVariable.new_variables)
 
 
+def test_a_kernel_fit_builds_its_tree_when_read():
+    import xarray as xr
+
+    frame = pd.DataFrame(
+        {"country": ["Canada", "Canada", "China", "China"], "treated": ["0", "1", "0", "1"], "trials": 100}
+        | {"successes": [30, 50, 55, 60]}
+    )
+    res = abpool.analyze_segments(frame, segment="country", arm="treated", control="0", seed=1, draws=200)
+    held = res._draws
+    assert not isinstance(held, xr.DataTree)
+    tree = res.tree
+    assert isinstance(tree, xr.DataTree) and res.tree is tree and res._draws is tree
+    assert set(tree.children) == {"posterior", "sample_stats", "observed_data"}
+    assert tree.attrs == held.attrs and tree.attrs["model"] == "segments"
+    posterior = tree["posterior"]
+    assert posterior["b"].dims == ("chain", "draw", "segment", "treatment")
+    assert list(posterior["b"].coords["segment"].values) == ["Canada", "China"]
+    for name in ("mu_a", "sigma_a", "a", "mu_b", "sigma_b", "b"):
+        np.testing.assert_array_equal(posterior[name].values, held["posterior"][name].values)
+    np.testing.assert_array_equal(tree["observed_data"]["successes"].values, [[30, 50], [55, 60]])
+
+
 def test_a_segments_fit_imports_nothing_heavy():
     # The default path must not load PyMC, PyTensor, ArviZ or statsmodels (measured: seconds of import).
     import subprocess
@@ -166,8 +188,36 @@ def test_a_segments_fit_imports_nothing_heavy():
         " 'trials': [100] * 4, 'successes': [30, 50, 55, 60]})\n"
         "res = abpool.analyze_segments(frame, segment='country', arm='treated', control='0', seed=1)\n"
         "res.summary(); res.to_dict(); res.sentences(); res.classical()\n"
-        "heavy = {'pymc', 'pytensor', 'arviz', 'statsmodels', 'matplotlib'}\n"
+        "heavy = {'pymc', 'pytensor', 'arviz', 'statsmodels', 'matplotlib', 'xarray', 'dask'}\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_a_one_off_segments_command_loads_only_what_it_uses(tmp_path):
+    # A one-off `abpool segments` is mostly imports: xarray (and the Dask it imports) only when the tree is
+    # read, numba's compiler only to compile the kernel; the kernel itself comes from numba's disk cache.
+    import subprocess
+    import sys
+
+    density.c_functions()  # the disk cache exists from here on
+    data = tmp_path / "cells.csv"
+    data.write_text(
+        "country,treated,trials,successes\nCanada,0,100,30\nCanada,1,100,50\nChina,0,100,55\nChina,1,100,60\n"
+    )
+    code = (
+        "import sys\n"
+        "from abpool.cli import run\n"
+        "sys.argv = ['abpool', 'segments', sys.argv[1], '--segment', 'country', '--arm', 'treated', '--control', '0']\n"
+        "try:\n"
+        "    run()\n"
+        "except SystemExit as exit:\n"
+        "    assert not exit.code, exit.code\n"
+        "heavy = {'pymc', 'pytensor', 'arviz', 'statsmodels', 'matplotlib', 'jinja2', 'xarray', 'dask'}\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} & heavy\n"
+        "loaded |= {m for m in ('numba.np.linalg', 'abpool.batch', 'abpool.scorecard') if m in sys.modules}\n"
+        "print(sorted(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]", out

@@ -15,10 +15,9 @@ Examples
 0.3
 """
 
-from abpool import datasets, plots
+import typing
+
 from abpool._version import __version__
-from abpool.api import analyze
-from abpool.batch import BatchResult, analyze_batch
 from abpool.data import Cells, load_cells
 from abpool.errors import (
     AbpoolError,
@@ -29,10 +28,46 @@ from abpool.errors import (
 )
 from abpool.means import MeansResult, analyze_means
 from abpool.result import POPULATION_COLUMNS, VOCABULARY, Result
-from abpool.scorecard import Scorecard, analyze_metrics
 from abpool.segments import SegmentsPrior, SegmentsResult, analyze_segments
-from abpool.store import load
 from abpool.variants import BDAPrior, LogNormalPrior, VariantsResult, analyze_variants
+
+if typing.TYPE_CHECKING:
+    from abpool import datasets, plots
+    from abpool.api import analyze
+    from abpool.batch import BatchResult, analyze_batch
+    from abpool.scorecard import Scorecard, analyze_metrics
+    from abpool.store import load
+
+# Public names imported on first use: the batch machinery, the scorecard and saving pull in SciPy and much of
+# the package, which a one-off fit (above all ``abpool segments``) never needs. Models above stay eager: they
+# register themselves for load, report and the command line. name -> (module, attribute; None: the module).
+_ON_FIRST_USE: dict[str, tuple[str, str | None]] = {
+    "BatchResult": ("abpool.batch", "BatchResult"),
+    "Scorecard": ("abpool.scorecard", "Scorecard"),
+    "analyze": ("abpool.api", "analyze"),
+    "analyze_batch": ("abpool.batch", "analyze_batch"),
+    "analyze_metrics": ("abpool.scorecard", "analyze_metrics"),
+    "datasets": ("abpool.datasets", None),
+    "load": ("abpool.store", "load"),
+    "plots": ("abpool.plots", None),
+}
+
+
+def __getattr__(name: str) -> typing.Any:
+    if name not in _ON_FIRST_USE:
+        raise AttributeError(f"module 'abpool' has no attribute {name!r}")
+    import importlib
+
+    module_name, attribute = _ON_FIRST_USE[name]
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "POPULATION_COLUMNS",

@@ -64,7 +64,7 @@ class ReportableResult(Result):
         from abpool.calibration.aa import calibrate
 
         found = calibrate(self, experiments=experiments, threshold=threshold, seed=seed, progress=progress)
-        return dataclasses.replace(self, calibration=found)
+        return dataclasses.replace(self, tree=self._draws, calibration=found)
 
     def sensitivity(
         self, panel: Sequence[Any] | None = None, *, progress: Callable[[int], None] | None = None
@@ -85,7 +85,7 @@ class ReportableResult(Result):
     ) -> ReportableResult:
         """A copy of the result that carries :meth:`sensitivity` in the terminal, the report, the JSON and saves."""
         found = self.sensitivity(panel, progress=progress)
-        return dataclasses.replace(self, prior_sensitivity=found.to_dict())
+        return dataclasses.replace(self, tree=self._draws, prior_sensitivity=found.to_dict())
 
     # ------------------------------------------------------------------ figures
     def plot_posterior(self, arm: Any = None, segment: str | int | None = None) -> Any:

@@ -38,6 +38,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -50,8 +51,9 @@ from abpool._validation import check_choice
 from abpool._version import __version__
 from abpool.data import Cells
 from abpool.diagnostics import Diagnostics
+from abpool.draws import TreeField, draw_tree
 from abpool.errors import ConvergenceError, ConvergenceWarning, InvalidArgumentError, InvalidDataError
-from abpool.io import to_jsonable
+from abpool.io import frame_records, to_jsonable
 from abpool.metric import BINARY, Metric
 from abpool.panel import PanelEntry
 
@@ -238,7 +240,8 @@ class Result(ABC):
 
     cells: Cells
     prior: Any
-    tree: Any
+    # A descriptor, not a default (the field stays required): the draws become a DataTree when first read.
+    tree: Any = TreeField()  # noqa: RUF009
     diagnostics: Diagnostics
     seed: int
     control: str
@@ -358,11 +361,10 @@ class Result(ABC):
 
         ``inference`` names the library (and version) that drew the samples;
         ``fields`` are the result's own. An unconverged fit is then handled as
-        ``on_unconverged`` says (see :meth:`handle_convergence`).
+        ``on_unconverged`` says (see :meth:`handle_convergence`). Groups given
+        as :class:`abpool.draws.Group` stay numpy arrays until :attr:`tree` is read.
         """
-        import xarray as xr
-
-        tree = xr.DataTree.from_dict(groups)
+        tree = draw_tree(groups)
         result = cls(tree=tree, **fields)
         tree.attrs = provenance_attrs(
             model=result.model,
@@ -377,6 +379,11 @@ class Result(ABC):
         return result
 
     # ------------------------------------------------------------------------ basics
+    @property
+    def _draws(self) -> Any:
+        """The draws without building a DataTree: the same ``["posterior"][name].values`` and ``attrs`` lookups."""
+        return Result.__dict__["tree"].held(self)
+
     @property
     def segmented(self) -> bool:
         """Whether the experiment is broken down by segment."""
@@ -597,14 +604,12 @@ class Result(ABC):
             raise InvalidArgumentError(skipped)
 
         table = self._classical_comparisons()
-        probabilities = []
-        matrices: dict[Any, NDArray] = {}
-        for record in table.itertuples(index=False):
-            segment = record.segment if self.segmented else None
-            if segment not in matrices:
-                matrices[segment] = decisions.prob_greater_matrix(self.rate_draws(segment))
-            probabilities.append(matrices[segment][self.arm_index(record.arm_i), self.arm_index(record.arm_j)])
-        table["prob_greater"] = probabilities
+        # Read as columns: a walk over the rows (itertuples) costs more than the probabilities.
+        segments = table["segment"].tolist() if self.segmented else [None] * len(table)
+        table["prob_greater"] = [
+            self._prob_greater_matrix(self.segment_index(segment))[self.arm_index(arm_i), self.arm_index(arm_j)]
+            for segment, arm_i, arm_j in zip(segments, table["arm_i"].tolist(), table["arm_j"].tolist(), strict=True)
+        ]
         return table
 
     def _classical_comparisons(self) -> pd.DataFrame:
@@ -617,17 +622,33 @@ class Result(ABC):
         """``P(arm_i > arm_j)`` for every ordered pair within each segment; None beyond ``MAX_PAIRWISE_ARMS``."""
         if len(self.arms) > MAX_PAIRWISE_ARMS:
             return None
-        records = []
-        for s, segment in enumerate(self.segments or (None,)):
-            matrix = decisions.prob_greater_matrix(self._rates[:, s, :])
-            for i, arm_i in enumerate(self.arms):
-                for j, arm_j in enumerate(self.arms):
-                    if i != j:
-                        records.append(
-                            {"segment": segment, "arm_i": arm_i, "arm_j": arm_j, "prob_greater": matrix[i, j]}
-                        )
-        frame = pd.DataFrame.from_records(records, columns=["segment", "arm_i", "arm_j", "prob_greater"])
-        return frame if self.segmented else frame.drop(columns="segment")
+        n_arms = len(self.arms)
+        first, second = (index.ravel() for index in np.indices((n_arms, n_arms)))
+        ordered = first != second
+        first, second = first[ordered], second[ordered]
+        segments = self.segments or (None,)
+        arms = np.array(self.arms, dtype=object)
+        # Built from whole columns, segment after segment, rows in the order i, then j != i.
+        columns = {
+            "segment": [segment for segment in segments for _ in first],
+            "arm_i": np.tile(arms[first], len(segments)).tolist(),
+            "arm_j": np.tile(arms[second], len(segments)).tolist(),
+            "prob_greater": np.concatenate([self._prob_greater_matrix(s)[first, second] for s in range(len(segments))]),
+        }
+        if not self.segmented:
+            del columns["segment"]
+        return pd.DataFrame(columns)
+
+    @cached_property
+    def _prob_greater_matrices(self) -> dict[int, NDArray[np.float64]]:
+        return {}
+
+    def _prob_greater_matrix(self, segment: int) -> NDArray[np.float64]:
+        """``P(row arm > column arm)`` within the segment at position ``segment``: the JSON asks for it twice."""
+        matrices = self._prob_greater_matrices
+        if segment not in matrices:
+            matrices[segment] = decisions.prob_greater_matrix(self._rates[:, segment, :])
+        return matrices[segment]
 
     # ------------------------------------------------------------------------ sentences
     def sentences(self, limit: int = 12) -> list[str]:
@@ -776,7 +797,8 @@ class Result(ABC):
         table = self._recommendations
         metric = self.metric
         sentences = []
-        for row in table.iloc[:limit].itertuples(index=False):
+        # Rows as records: pandas' itertuples costs more than the sentences.
+        for row in map(lambda record: SimpleNamespace(**record), frame_records(table.iloc[:limit])):
             where = f"{row.segment}: " if self.segmented else ""
             if row.decision == decisions.SHIP and row.arm == self.control:
                 # A control named "control" would read "Keep the control control".
@@ -879,7 +901,7 @@ class Result(ABC):
 
     def provenance(self) -> dict[str, Any]:
         """Who made this result, when, from what: versions, time, data fingerprint and source."""
-        attrs = getattr(self.tree, "attrs", {})
+        attrs = getattr(self._draws, "attrs", {})
         return {
             "abpool_version": attrs.get("creation_library_version", __version__),
             "created": self.created,
@@ -910,20 +932,20 @@ class Result(ABC):
                 "threshold": self.threshold,
                 "rope": self.threshold if self.rope is None else self.rope,
                 "rope_probability": decisions.ROPE_PROBABILITY,
-                "decisions": self._recommendations.to_dict("records"),
+                "decisions": frame_records(self._recommendations),
                 "sentences": self.recommendation_sentences(limit=len(self._recommendations)),
             },
             "srm": {
                 "alpha": decisions.SRM_ALPHA,
                 "flagged": self.srm_flagged(),
-                "tests": self.srm().to_dict("records"),
+                "tests": frame_records(self._srm),
             },
             "calibration": self.calibration,
             "sensitivity": self.prior_sensitivity,
-            "summary": self.summary().to_dict("records"),
-            "population": self._population.to_dict("records"),
-            "prob_greater": None if pairwise is None else pairwise.to_dict("records"),
-            "classical": None if self.classical_skipped() else self.classical().to_dict("records"),
+            "summary": frame_records(self.summary()),
+            "population": frame_records(self._population),
+            "prob_greater": None if pairwise is None else frame_records(pairwise),
+            "classical": None if self.classical_skipped() else frame_records(self.classical()),
             "diagnostics": self.diagnostics.to_dict(),
             "provenance": self.provenance(),
         }
@@ -970,13 +992,13 @@ class Result(ABC):
 def _keep_none(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     """Label columns hold None where a row belongs to no segment or arm (pandas would turn it into NaN)."""
     for column in columns:
+        values = frame[column].tolist()
+        missing = [value is None or (isinstance(value, float) and np.isnan(value)) for value in values]
+        if frame[column].dtype == object and all(value is None for m, value in zip(missing, values, strict=True) if m):
+            # Already what the replacement would be (an object column without NaN): replacing costs more.
+            continue
         frame[column] = pd.Series(
-            [
-                None if value is None or (isinstance(value, float) and np.isnan(value)) else value
-                for value in frame[column]
-            ],
-            index=frame.index,
-            dtype=object,
+            [None if m else value for m, value in zip(missing, values, strict=True)], index=frame.index, dtype=object
         )
     return frame
 

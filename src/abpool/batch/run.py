@@ -143,7 +143,8 @@ def fit_task(task: Task) -> dict[str, Any]:
     except AbpoolError as exc:
         record |= {"status": REFUSED, "reason": " ".join(str(exc).split()), "rows": []}
     record["seconds"] = round(time.perf_counter() - start, 3)
-    write_json(task.record_path, record)
+    # Read by abpool, not people (the results table and index show it): one line, written in C.
+    write_json(task.record_path, record, indent=None)
     return record
 
 

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from abpool._validation import check_int, check_seed
-from abpool.calibration.output import truth_text
 from abpool.cli._app import JsonOpt, app, fail, stderr, stdout
 from abpool.cli._render import print_table
 from abpool.errors import AbpoolError, InvalidArgumentError
@@ -248,6 +246,15 @@ def simulate(
     if as_json:
         results = run_studies(designs, settings, experiments=experiments, seed=seed, workers=n_workers)
     else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
         columns = (
             TextColumn("simulating"),
             BarColumn(),
@@ -282,6 +289,8 @@ def simulate(
 
 
 def _render(payload: dict) -> None:
+    from abpool.calibration.output import truth_text
+
     settings = payload["settings"]
     size = "segments" if settings.get("model") == "segments" else "arms"
     cell = "cell" if size == "segments" else "arm"

@@ -312,6 +312,40 @@ def _c_expand(dim, expanded, x_, out_, user_data_):
     return 0
 
 
+def _cached_cfunc(function: Any, signature: Any) -> Any:
+    """``numba.cfunc(signature, cache=True)(function)``, loading a cached entry without numba's compiler registries.
+
+    Before it even looks in its cache, numba loads the typing and lowering
+    registries of everything it can compile (all of NumPy, and SciPy for BLAS):
+    two thirds of a warm one-off fit's sampling time. Linking the cached
+    machine code needs only numba's runtime, which the kernel allocates with,
+    so that is all this loads; a cache miss compiles as usual, and compiling
+    loads the registries itself. Should numba's internals differ from the ones
+    this relies on, the plain decorator is used (tests/test_segments_kernel.py
+    says so).
+    """
+    try:
+        from numba.core import sigutils
+        from numba.core.caching import FunctionCache
+        from numba.core.ccallback import CFunc
+        from numba.core.runtime import rtsys
+    except ImportError:  # pragma: no cover - another numba
+        return numba.cfunc(signature, cache=True)(function)
+    if not all(hasattr(FunctionCache, name) for name in ("_load_overload", "_guard_against_spurious_io_errors")):
+        return numba.cfunc(signature, cache=True)(function)  # pragma: no cover - another numba
+
+    class RuntimeOnlyCache(FunctionCache):
+        def load_overload(self, sig: Any, target_context: Any) -> Any:
+            rtsys.initialize(target_context)
+            with self._guard_against_spurious_io_errors():
+                return self._load_overload(sig, target_context)
+
+    compiled = CFunc(function, sigutils.normalize_signature(signature), locals={}, options={})
+    compiled._cache = RuntimeOnlyCache(function)
+    compiled.compile()
+    return compiled
+
+
 @functools.cache
 def c_functions() -> tuple[Any, Any]:
     """The kernel's C entry points (log density, expand), loaded from numba's on-disk cache or compiled into it.
@@ -323,8 +357,8 @@ def c_functions() -> tuple[Any, Any]:
     entry to a temporary file and renames it, so concurrent processes are safe.
     """
     start = time.perf_counter()
-    log_density_c = numba.cfunc(_LOGP_SIGNATURE, cache=True)(_c_log_density)
-    expand_c = numba.cfunc(_EXPAND_SIGNATURE, cache=True)(_c_expand)
+    log_density_c = _cached_cfunc(_c_log_density, _LOGP_SIGNATURE)
+    expand_c = _cached_cfunc(_c_expand, _EXPAND_SIGNATURE)
     if log_density_c.cache_hits == 0 or expand_c.cache_hits == 0:
         logging.getLogger("abpool").info(
             "compiled abpool's segments kernel for this machine in %.0f s "
@@ -375,7 +409,7 @@ def nutpie_lib() -> Any:
 
 
 class Draws:
-    """A fit's draws as xarray Datasets by group, with the little of InferenceData's interface abpool uses."""
+    """A fit's draws by group (:class:`abpool.draws.Group`), with the little of InferenceData's interface used."""
 
     def __init__(self, **groups: Any) -> None:
         self._groups = dict(groups)
@@ -438,10 +472,11 @@ def sample_kernel(
 
     Returns the kept draws (``posterior``: ``sigma_a``, ``sigma_b``, ``mu_a_u``,
     ``mu_b_u``, ``a_u``, ``b_u``) and the sampler statistics (``sample_stats``:
-    ``diverging``, ``depth``, ``n_steps``, ``step_size``), as xarray Datasets.
+    ``diverging``, ``depth``, ``n_steps``, ``step_size``), as :class:`abpool.draws.Group`.
     """
     import pyarrow
-    import xarray as xr
+
+    from abpool.draws import Group
 
     lib = nutpie_lib()
     check_nutpie()
@@ -510,4 +545,4 @@ def sample_kernel(
     }
     coords = {"chain": np.arange(chains), "draw": np.arange(draws), "segment": np.arange(segments)}
     coords["treatment"] = np.arange(treatments)
-    return Draws(posterior=xr.Dataset(posterior, coords=coords), sample_stats=xr.Dataset(stats, coords=coords))
+    return Draws(posterior=Group(posterior, coords), sample_stats=Group(stats, coords))

@@ -125,8 +125,7 @@ def analyze_segments(
     >>> res.summary()[["segment", "arm"]].values.tolist()
     [['Canada', '0'], ['Canada', '1'], ['China', '0'], ['China', '1']]
     """
-    import xarray as xr
-
+    from abpool.draws import Group
     from abpool.sampling import compiled_model, inference_library, sample_nuts
 
     if not segment:
@@ -189,9 +188,9 @@ def analyze_segments(
     if "sample_stats" in idata:
         groups["sample_stats"] = idata.sample_stats
     n, y = layout.cell_counts()
-    groups["observed_data"] = xr.Dataset(
+    groups["observed_data"] = Group(
         {"trials": (("segment", "arm"), n), "successes": (("segment", "arm"), y)},
-        coords={"segment": list(layout.segments), "arm": list(layout.arms)},
+        {"segment": list(layout.segments), "arm": list(layout.arms)},
     )
     return SegmentsResult.from_draws(
         groups,

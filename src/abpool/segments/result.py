@@ -89,7 +89,7 @@ class SegmentsResult(ReportableResult):
         return self.layout.segments
 
     def _flat(self, name: str) -> NDArray[np.float64]:
-        values = self.tree["posterior"][name].values
+        values = self._draws["posterior"][name].values
         return values.reshape(-1, *values.shape[2:])
 
     def _compute_rate_draws(self) -> NDArray[np.float64]:

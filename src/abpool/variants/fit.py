@@ -24,6 +24,7 @@ from abpool._version import __version__
 from abpool.data import Cells, DataSource, cells_from_counts, load_cells
 from abpool.decisions import DEFAULT_THRESHOLD, choose_control
 from abpool.diagnostics import independent_draws
+from abpool.draws import Group
 from abpool.errors import InvalidArgumentError
 from abpool.result import check_on_unconverged
 from abpool.variants.engines import build_pymc_model, conditional_rate_draws, exact_draws
@@ -197,8 +198,6 @@ def fit_variants(
     on_unconverged: str = "warn",
 ) -> VariantsResult:
     """Fit the variants model to already validated :class:`~abpool.data.Cells`."""
-    import xarray as xr
-
     if cells.segment_columns:
         raise InvalidArgumentError("segment applies to the segments model; use analyze_segments or analyze")
     prior_obj = get_variants_prior(prior)
@@ -249,7 +248,8 @@ def fit_variants(
         inference = inference_library("pymc")
 
     dims = ("chain", "draw")
-    posterior = xr.Dataset(
+    # Arrays until someone reads result.tree: a batch without saved runs never needs the DataTree.
+    posterior = Group(
         {
             "rate": ((*dims, "arm"), rates),
             "a": (dims, a),
@@ -257,9 +257,9 @@ def fit_variants(
             "population_mean": (dims, a / (a + b)),
             "concentration": (dims, a + b),
         },
-        coords=_coordinates(a.shape[0], a.shape[1], arms),
+        _coordinates(a.shape[0], a.shape[1], arms),
     )
-    observed = xr.Dataset({"successes": ("arm", y), "trials": ("arm", n)}, coords=_coordinates(None, None, arms))
+    observed = Group({"successes": (("arm",), y), "trials": (("arm",), n)}, _coordinates(None, None, arms))
     groups = {"posterior": posterior, "observed_data": observed}
     if sample_stats is not None:
         groups["sample_stats"] = sample_stats

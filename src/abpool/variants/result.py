@@ -75,18 +75,19 @@ class VariantsResult(ReportableResult):
         return variants_panel_entry(item)
 
     @cached_property
-    def _draws(self) -> dict[str, NDArray[np.float64]]:
-        """The posterior's arrays by name, read out of the tree once (each lookup in it costs a draw's worth)."""
-        posterior = self.tree["posterior"]
+    def _arrays(self) -> dict[str, NDArray[np.float64]]:
+        """The posterior's arrays by name, read out of the draws once (each lookup in a tree costs a draw's worth)."""
+        # As held: reading self.tree would build the DataTree a fit hands over as arrays.
+        posterior = self._draws["posterior"]
         return {name: posterior[name].values for name in ("a", "b")} | {
             "rate": posterior["rate"].transpose("chain", "draw", "arm").values
         }
 
     def _posterior(self, name: str) -> NDArray[np.float64]:
-        return self._draws[name]
+        return self._arrays[name]
 
     def _compute_rate_draws(self) -> NDArray[np.float64]:
-        rate = self._draws["rate"]
+        rate = self._arrays["rate"]
         return rate.reshape(-1, 1, rate.shape[-1])
 
     @cached_property
