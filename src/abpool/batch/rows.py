@@ -14,28 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from abpool.io import frame_records
+
 OK, UNCONVERGED, REFUSED = "ok", "unconverged", "refused"
 # The model name a batch of several metrics per experiment records: each metric has its own model.
 METRICS = "metrics"
-
-
-def frame_records(frame: Any) -> list[dict[str, Any]]:
-    """``frame.to_dict("records")``, from one conversion of the whole frame: pandas' own walks every column.
-
-    An object array holds the same plain Python values (int, float, bool, str)
-    that ``to_dict`` boxes each cell into, so the records are equal.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> frame = pd.DataFrame({"arm": ["A", "B"], "trials": [3, 4], "rate": [0.5, 0.25], "control": [True, False]})
-    >>> frame_records(frame) == frame.to_dict("records")
-    True
-    >>> frame_records(frame)[0]
-    {'arm': 'A', 'trials': 3, 'rate': 0.5, 'control': True}
-    """
-    names = [str(name) for name in frame.columns]
-    return [dict(zip(names, values, strict=True)) for values in frame.to_numpy(dtype=object).tolist()]
 
 
 def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
@@ -155,7 +138,6 @@ __all__ = [
     "REFUSED",
     "UNCONVERGED",
     "experiment_outcome",
-    "frame_records",
     "scorecard_rows",
     "summary_rows",
 ]
