@@ -26,7 +26,7 @@ pytestmark = pytest.mark.xdist_group("segments")
 SBC_PRIOR = SegmentsPrior(name="sbc", nu=3.0, location_scale=0.5, scale=0.5)
 SEGMENTS, TRIALS = 4, 100
 REPLICATES = 100
-CHAINS, DRAWS, TUNE = 2, 500, 300
+CHAINS, DRAWS, TUNE = 2, 500, 400
 # At most this many thinned draws per replicate; fewer when the effective sample size is smaller.
 MAX_RANK_DRAWS = 99
 # Family-wise false-alarm probability of the test, split (Bonferroni) over the quantities checked.

@@ -89,7 +89,7 @@ def segments(
     parameterisation: FormOpt = None,
     sampler: SamplerOpt = "nutpie",
     draws: DrawsOpt = 1_000,
-    tune: TuneOpt = 300,
+    tune: TuneOpt = 1_000,
     chains: ChainsOpt = 4,
     target_accept: AcceptOpt = 0.95,
     ci: CiOpt = 0.95,

@@ -63,7 +63,7 @@ class SegmentsResult(ReportableResult):
     correlated: bool = False
     parameterisation: str = "conditioned"
     sampler: str = "nutpie"
-    tune: int = 300
+    tune: int = 1_000
     target_accept: float = 0.95
 
     # ------------------------------------------------------------------ draws
