@@ -358,6 +358,23 @@ ROPE_PROBABILITY = 0.95
 # Arms with fewer users than this rest mostly on the prior; the recommendation says so.
 SMALL_SAMPLE = 30
 SHIP, KEEP_RUNNING, NO_DIFFERENCE = "ship", "keep running", "no meaningful difference"
+# A scorecard's decision when the primary metric would ship an arm that a flagged guardrail may hurt.
+HOLD = "hold"
+
+
+def decision_text(decision: str, arm: str | None, control: str) -> str:
+    """A decision in a few words: ``ship B``, ``keep A``, ``hold B``, ``keep running``, ``no meaningful difference``.
+
+    Examples
+    --------
+    >>> decision_text("ship", "B", "A"), decision_text("ship", "A", "A"), decision_text("hold", "B", "A")
+    ('ship B', 'keep A', 'hold B')
+    """
+    if decision == SHIP:
+        return f"keep {arm}" if arm == control else f"ship {arm}"
+    if decision == HOLD:
+        return f"{HOLD} {arm}"
+    return decision
 
 
 def recommend(

@@ -51,7 +51,7 @@ from abpool.io import atomic_write, to_jsonable
 from abpool.result import Result
 
 DEFAULT_LEVEL = 0.2
-HOLD = "hold"
+HOLD = decisions.HOLD
 GUARDRAIL_COLUMNS = {
     "metric": "the guardrail metric",
     "arm": "treatment arm",

@@ -84,19 +84,6 @@ def _answers(draws: np.ndarray, result: Result) -> tuple[list[dict[str, Any]], l
     return rows, choices
 
 
-def decision_text(decision: str, arm: str | None, control: str) -> str:
-    """A decision in a few words: ``ship B``, ``keep A``, ``keep running``, ``no meaningful difference``.
-
-    Examples
-    --------
-    >>> decision_text("ship", "B", "A"), decision_text("ship", "A", "A")
-    ('ship B', 'keep A')
-    """
-    if decision == decisions.SHIP:
-        return f"keep {arm}" if arm == control else f"ship {arm}"
-    return decision
-
-
 @dataclass(frozen=True)
 class Sensitivity:
     """One result's answers under a panel of priors, and a verdict for each decision.
@@ -167,7 +154,7 @@ class Sensitivity:
                 {
                     "segment": segment,
                     "verdict": PRIOR_DEPENDENT if changed else ROBUST,
-                    "decision": decision_text(*base, self.control),
+                    "decision": decisions.decision_text(*base, self.control),
                     "changed_by": changed,
                 }
             )
@@ -187,7 +174,7 @@ class Sensitivity:
                 )
                 continue
             flips = "; ".join(
-                f"{label} gives {decision_text(*self._decision(label, row.segment), self.control)}"
+                f"{label} gives {decisions.decision_text(*self._decision(label, row.segment), self.control)}"
                 for label in row.changed_by
             )
             sentences.append(

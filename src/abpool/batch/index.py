@@ -8,8 +8,7 @@ from typing import Any
 
 from abpool.batch.rows import METRICS, REFUSED, UNCONVERGED
 from abpool.batch.run import experiment_key
-from abpool.scorecard import HOLD
-from abpool.sensitivity import decision_text
+from abpool.decisions import decision_text
 
 
 def short_decision(rows: list[dict[str, Any]]) -> str:
@@ -25,7 +24,7 @@ def short_decision(rows: list[dict[str, Any]]) -> str:
     'ship B; guardrails flagged: latency'
     """
     control = next(row["arm"] for row in rows if row["is_control"])
-    by_segment = {row.get("segment"): _decision_text(row["decision"], row["decision_arm"], control) for row in rows}
+    by_segment = {row.get("segment"): decision_text(row["decision"], row["decision_arm"], control) for row in rows}
     flagged = sorted({str(row["metric"]) for row in rows if row.get("guardrail_flagged")})
     if flagged:
         # A scorecard: the guardrails that may be hurt are part of the headline.
@@ -34,11 +33,6 @@ def short_decision(rows: list[dict[str, Any]]) -> str:
         return next(iter(by_segment.values()))
     counts = Counter(by_segment.values())
     return f"{len(by_segment)} segments: " + ", ".join(f"{text} in {n}" for text, n in counts.most_common())
-
-
-def _decision_text(decision: str, arm: str | None, control: str) -> str:
-    # A scorecard's "hold" names the arm its primary metric alone would ship.
-    return f"{HOLD} {arm}" if decision == HOLD else decision_text(decision, arm, control)
 
 
 def _row(record: dict[str, Any], experiments: Path) -> dict[str, Any]:

@@ -139,16 +139,10 @@ class Cells:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> Cells:
         """Cells rebuilt from :meth:`to_record`'s data (a saved run, a batch record)."""
-        table = text_labels(pd.DataFrame(data["table"]), [*data["segment_columns"], "arm"])
-        for column in ("trials", "successes"):
-            table[column] = table[column].astype("int64")
+        table, fields = from_record_parts(data, integer=("trials", "successes"))
         return cls(
             table=table,
-            segment_columns=tuple(data["segment_columns"]),
-            arm_column=str(data["arm_column"]),
-            form=data["form"],
-            source=str(data["source"]),
-            input_rows=int(data["input_rows"]),
+            **fields,
             outcome_column=data.get("outcome_column"),
             trials_column=data.get("trials_column"),
             successes_column=data.get("successes_column"),
@@ -184,6 +178,38 @@ def text_labels(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     for column in columns:
         table[column] = table[column].astype(object).map(str)
     return table
+
+
+def from_record_parts(
+    data: dict[str, Any], integer: Sequence[str] = (), floating: Sequence[str] = ()
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """What every kind of cells rebuilds alike from its record: the table and the fields describing its source.
+
+    The table's labels become strings again, the named ``integer`` and
+    ``floating`` columns (those present) get their types back, and the fields
+    are ``segment_columns``, ``arm_column``, ``form``, ``source`` and ``input_rows``.
+
+    Examples
+    --------
+    >>> record = {"table": {"arm": [0, 1], "trials": [9.0, 9.0]}, "segment_columns": [], "arm_column": "variant",
+    ...           "form": "cells", "source": "t.csv", "input_rows": 2}
+    >>> table, fields = from_record_parts(record, integer=["trials"])
+    >>> table["arm"].tolist(), table["trials"].dtype.name, fields["segment_columns"]
+    (['0', '1'], 'int64', ())
+    """
+    table = text_labels(pd.DataFrame(data["table"]), [*data["segment_columns"], "arm"])
+    for columns, dtype in ((integer, "int64"), (floating, "float64")):
+        for column in columns:
+            if column in table:
+                table[column] = table[column].astype(dtype)
+    fields = {
+        "segment_columns": tuple(data["segment_columns"]),
+        "arm_column": str(data["arm_column"]),
+        "form": data["form"],
+        "source": str(data["source"]),
+        "input_rows": int(data["input_rows"]),
+    }
+    return table, fields
 
 
 def already_read(data: Any, segment: Any, control: str | None, noun: str) -> Any:

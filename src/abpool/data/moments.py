@@ -54,7 +54,15 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from abpool.continuous.stats import Moments, combine_moments, moments_from_sums
-from abpool.data.cells import SEGMENT_SEPARATOR, _resolve, already_read, joined_labels, resolve_roles, text_labels
+from abpool.data.cells import (
+    SEGMENT_SEPARATOR,
+    _resolve,
+    already_read,
+    from_record_parts,
+    joined_labels,
+    resolve_roles,
+    text_labels,
+)
 from abpool.data.local import (
     LocalSource,
     _check_count_column,
@@ -228,19 +236,10 @@ class ArmMoments:
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> ArmMoments:
         """Cells rebuilt from :meth:`to_record`'s data (a saved run)."""
-        table = text_labels(pd.DataFrame(data["table"]), [*data["segment_columns"], "arm"])
-        for column in ("n", "capped"):
-            if column in table:
-                table[column] = table[column].astype("int64")
-        for column in ("mean", "m2", "skewness"):
-            table[column] = table[column].astype("float64")
+        table, fields = from_record_parts(data, integer=("n", "capped"), floating=("mean", "m2", "skewness"))
         return cls(
             table=table,
-            segment_columns=tuple(data["segment_columns"]),
-            arm_column=str(data["arm_column"]),
-            form=data["form"],
-            source=str(data["source"]),
-            input_rows=int(data["input_rows"]),
+            **fields,
             value_column=data.get("value_column"),
             statistics_columns=data.get("statistics_columns"),
             cap=data.get("cap"),

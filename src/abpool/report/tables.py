@@ -256,7 +256,7 @@ def sensitivity_table(found: dict[str, Any], *, limit: int = MAX_ROWS_IN_TABLE) 
 
 def sensitivity_decisions_table(found: dict[str, Any], *, limit: int = MAX_ROWS_IN_TABLE) -> Table:
     """One row per decision (the experiment, or each segment), a column per prior, and the verdict."""
-    from abpool.sensitivity import decision_text
+    from abpool.decisions import decision_text
 
     labels = [entry["label"] for entry in found["panel"]]
     segmented = bool(found["segmented"])
