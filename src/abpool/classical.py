@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,6 @@ CLASSICAL_COLUMNS = {
     "p_bh": "Benjamini-Hochberg-adjusted p-value (false discovery rate)",
 }
 
-_BASE_COLUMNS = [c for c in CLASSICAL_COLUMNS if c not in {"p_bonferroni", "p_holm", "p_bh"}]
 
 
 def pair_test(successes_i: int, trials_i: int, successes_j: int, trials_j: int) -> tuple[str, float, float]:
@@ -252,10 +252,7 @@ def classical_comparisons(cells: Cells, control: str | None = None) -> pd.DataFr
                 "p_value": p_value,
             }
         )
-    frame = pd.DataFrame.from_records(records, columns=_BASE_COLUMNS)
-    for name, values in adjust_p_values(frame["p_value"].to_numpy()).items():
-        frame[f"p_{name}"] = values
-    return frame[list(CLASSICAL_COLUMNS)]
+    return _corrected_table(records, CLASSICAL_COLUMNS)
 
 
 WELCH_COLUMNS = {
@@ -328,9 +325,12 @@ def welch_comparisons(moments: ArmMoments) -> pd.DataFrame:
                     "p_value": float(p_value),
                 }
             )
-    frame = pd.DataFrame.from_records(
-        records, columns=[c for c in WELCH_COLUMNS if not c.startswith("p_") or c == "p_value"]
-    )
+    return _corrected_table(records, WELCH_COLUMNS)
+
+
+def _corrected_table(records: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
+    """The comparisons as a table with ``columns``: each record's columns, and its p-value adjusted over them all."""
+    frame = pd.DataFrame.from_records(records, columns=[c for c in columns if not c.startswith("p_") or c == "p_value"])
     for name, values in adjust_p_values(frame["p_value"].to_numpy()).items():
         frame[f"p_{name}"] = values
-    return frame[list(WELCH_COLUMNS)]
+    return frame[list(columns)]
