@@ -73,3 +73,19 @@ def test_nan_draws_and_stuck_chains_are_not_converged(rng) -> None:
     for values in (stuck, with_nan):
         diagnostics = mcmc_diagnostics(posterior(x=values), ["x"], divergences=0, target_accept=0.8, attempts=1)
         assert not diagnostics.converged and "R-hat" in " ".join(diagnostics.warnings)
+
+
+def test_ranks_with_any_ties_are_scipys_average_ranks(rng) -> None:
+    # Continuous draws (no ties), folded draws (a tied pair around the median) and discrete draws (runs of ties).
+    from scipy.stats import rankdata
+
+    from abpool.diagnostics import _ranks_by_row
+
+    for trial in range(150):
+        rows, n = int(rng.integers(1, 6)), int(rng.integers(1, 300))
+        values = rng.normal(size=(rows, n))
+        if trial % 3 == 1:
+            values = np.abs(values - np.median(values, axis=1, keepdims=True))
+        elif trial % 3 == 2:
+            values = rng.integers(0, int(rng.integers(1, 20)), size=(rows, n)).astype(float)
+        assert np.array_equal(_ranks_by_row(values), rankdata(values, axis=1))

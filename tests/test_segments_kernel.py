@@ -104,6 +104,35 @@ def test_log_density_and_gradient_match_pytensor_autodiff(rng, segments, treatme
     assert worst_gradient <= 1e-8
 
 
+@pytest.mark.parametrize("segments,treatments,fewest,most,prior_name", CASES)
+def test_kept_parameters_match_the_pymc_models_reconstruction(rng, segments, treatments, fewest, most, prior_name):
+    # The sampler keeps mu_a, a, mu_b and b computed by the kernel; complete_draws rebuilds them from the
+    # PyMC model's coordinates with numpy. Same model, two codes: they must agree to rounding.
+    from abpool.segments.model import _conditioned_parameters
+
+    layout = random_layout(rng, segments, treatments, fewest, most)
+    prior = get_segments_prior(prior_name)
+    data = model_data(layout, "conditioned")
+    buffer = density.pack(data, prior.nu, prior.location_scale, prior.scale)
+    dimension = density.coordinate_count(segments, treatments)
+    for _ in range(25):
+        x = rng.normal(0.0, 2.0, dimension)
+        x[: 1 + treatments] = rng.uniform(-4.0, 2.5, 1 + treatments)
+        kept = np.empty(dimension)
+        density.model_parameters(x, buffer, kept)
+        draws = {
+            "sigma_a": np.exp(x[0]),
+            "sigma_b": np.exp(x[1 : 1 + treatments]),
+            "mu_a_u": x[1 + treatments],
+            "mu_b_u": x[2 + treatments : 2 + 2 * treatments],
+            "a_u": x[2 + 2 * treatments : 2 + 2 * treatments + segments],
+            "b_u": x[2 + 2 * treatments + segments :].reshape(treatments, segments),
+        }
+        mu_a, a, mu_b, b, _ = _conditioned_parameters(np, draws, data, prior, treatments)
+        expected = np.concatenate([[draws["sigma_a"]], draws["sigma_b"], [mu_a], mu_b, a, np.stack(b, axis=-1).ravel()])
+        np.testing.assert_allclose(kept, expected, rtol=1e-10, atol=1e-10 * np.max(np.abs(expected)))
+
+
 def test_kernel_reports_a_non_finite_density_to_the_sampler():
     layout = random_layout(np.random.default_rng(0), 2, 1, 10, 10)
     buffer = density.pack(model_data(layout, "conditioned"), 3.0, 1.0, 1.0)

@@ -155,19 +155,24 @@ def _ranks_by_row(values: np.ndarray) -> np.ndarray:
     rows, n = values.shape
     order = np.argsort(values, axis=1)
     index = (order + (np.arange(rows) * n)[:, None]).ravel()
-    ordered = values.ravel()[index].reshape(rows, n)
-    new_value = np.empty((rows, n), dtype=bool)
-    new_value[:, 0] = True
-    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new_value[:, 1:])
-    positions = np.arange(n, dtype=np.float64)
-    first = np.where(new_value, positions, 0.0)
-    np.maximum.accumulate(first, axis=1, out=first)
-    run_ends = np.empty((rows, n), dtype=bool)
-    run_ends[:, -1] = True
-    run_ends[:, :-1] = new_value[:, 1:]
-    last = np.minimum.accumulate(np.where(run_ends, positions, n - 1.0)[:, ::-1], axis=1)[:, ::-1]
+    ordered = values.ravel()[index]
+    ranks_in_order = np.tile(np.arange(1.0, n + 1.0), rows)
+    # Ties are few (continuous draws have none but the folded pair): only they are visited. ``tied`` are
+    # the sorted positions equal to the one before them; a run of them, with the position before its
+    # first, is one group of equal values, which never spans two rows (a row's first value starts one).
+    tied = np.flatnonzero(ordered[1:] == ordered[:-1]) + 1
+    tied = tied[tied % n != 0]
+    if tied.size:
+        breaks = np.flatnonzero(np.diff(tied) != 1) + 1
+        starts = tied[np.concatenate([[0], breaks])] - 1
+        ends = tied[np.concatenate([breaks, [tied.size]]) - 1]
+        lengths = ends - starts + 1
+        members = np.repeat(starts, lengths) + (
+            np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        )
+        ranks_in_order[members] = np.repeat((starts % n + ends % n) / 2.0 + 1.0, lengths)
     ranks = np.empty(rows * n)
-    ranks[index] = ((first + last) / 2.0 + 1.0).ravel()
+    ranks[index] = ranks_in_order
     return ranks.reshape(rows, n)
 
 
@@ -177,7 +182,11 @@ def _z_scale_rows(values: np.ndarray) -> np.ndarray:
 
     flat = values.reshape(values.shape[0], -1)
     ranks = _ranks_by_row(flat)
-    return ndtri((ranks - 0.375) / (flat.shape[1] - 0.75 + 1.0)).reshape(values.shape)
+    # Ranks are whole or half numbers from 1 to n: the normal quantile of each of those 2n - 1 values,
+    # looked up, rather than computed again for every draw of every quantity.
+    n = flat.shape[1]
+    quantiles = ndtri((np.arange(2, 2 * n + 1) / 2.0 - 0.375) / (n - 0.75 + 1.0))
+    return quantiles[(2.0 * ranks).astype(np.intp) - 2].reshape(values.shape)
 
 
 def _rhat_rows(values: np.ndarray) -> np.ndarray:

@@ -53,7 +53,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import logsumexp
 
 from abpool._validation import check_int
 from abpool.continuous.priors import ContinuousPrior, check_propriety, get_continuous_prior
@@ -548,7 +547,7 @@ def fit_tau_grid(ybar: ArrayLike, sigma: ArrayLike, prior: str | ContinuousPrior
     log_cells = np.log(h) + g[:-1] + _log_expm1_ratio(d)
     # Below the first node the density of tau is flat, so that of log tau grows as e^x: mass e^g[0].
     log_parts = np.concatenate([[g[0]], log_cells, [g[-1] - math.log(rate)]])
-    log_z = float(logsumexp(log_parts))
+    log_z = float(np.logaddexp.reduce(log_parts))
     masses = np.exp(log_parts - log_z)
     return TauGrid(
         log_tau=x + math.log(frame.scale),

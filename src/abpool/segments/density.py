@@ -42,6 +42,46 @@ from numpy.typing import NDArray
 HEADER = 7
 
 
+def use_vector_math() -> bool:
+    """Let LLVM call glibc's vector ``exp`` and ``log`` (libmvec) from the kernel's loops; whether it can.
+
+    The kernel spends nine tenths of its time in ``exp`` and ``log``, one cell
+    at a time; with libmvec, LLVM vectorises its loops over segments and the
+    gradient costs a quarter as much. Numba's own route to vector maths (Intel's
+    SVML) needs an LLVM that pip's llvmlite is not built with, while libmvec is
+    part of glibc on every x86-64 Linux. LLVM's choice of vector library is
+    global to the process, so this leaves it alone when numba already uses SVML.
+    Elsewhere (another C library, another processor) nothing changes: the
+    kernel's loops stay scalar and give the same numbers to within rounding.
+    Cached machine code that calls libmvec needs the library loaded, which this
+    does on every import, before the kernel is compiled or loaded.
+
+    Examples
+    --------
+    >>> isinstance(use_vector_math(), bool)
+    True
+    """
+    import platform
+
+    import llvmlite.binding as llvm
+
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    if numba.config.USING_SVML:
+        return False
+    if not getattr(llvm, "_abpool_vector_math", False):
+        try:
+            llvm.load_library_permanently("libmvec.so.1")
+        except RuntimeError:  # pragma: no cover - a C library without libmvec (musl)
+            return False
+        llvm.set_option("abpool", "-vector-library=LIBMVEC-X86")
+        llvm._abpool_vector_math = True
+    return True
+
+
+VECTOR_MATH = use_vector_math()
+
+
 def coordinate_count(segments: int, treatments: int) -> int:
     """Number of sampler coordinates for ``segments`` segments and ``treatments`` treatment arms.
 
@@ -86,11 +126,13 @@ def pack(model_data: dict[str, NDArray], nu: float, location_scale: float, scale
         model_data["trials"],
         model_data["successes"],
     ]
-    return np.ascontiguousarray(np.concatenate([header, *(np.asarray(p, dtype=float).ravel() for p in parts)]))
+    # Arm-major (each arm's segments consecutive), the order the kernel's loops read them in.
+    return np.ascontiguousarray(np.concatenate([header, *(np.asarray(p, dtype=float).T.ravel() for p in parts)]))
 
 
 # Reassociation lets LLVM vectorise the sums; NaN and infinity keep their meaning (no nnan/ninf),
-# which the C wrapper relies on to report a non-finite density.
+# which the C wrapper relies on to report a non-finite density. The numpy error model drops the
+# division-by-zero checks that would keep LLVM from vectorising the loops over segments.
 @numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
 def log_density(x, data, grad):
     segments = int(data[0])
@@ -98,12 +140,14 @@ def log_density(x, data, grad):
     nu, location_scale, scale, variance, constant = data[2], data[3], data[4], data[5], data[6]
     arms = treatments + 1
     cells = segments * arms
+    slopes = segments * treatments
+    # Arm-major, so every loop below reads consecutive values: arm j's segments start at j * segments.
     base = HEADER
     logit = data[base : base + cells]
     precision = data[base + cells : base + 2 * cells]
-    slope_logit = data[base + 2 * cells : base + 2 * cells + segments * treatments]
-    slope_precision = data[base + 2 * cells + segments * treatments : base + 2 * cells + 2 * segments * treatments]
-    counts = base + 2 * cells + 2 * segments * treatments
+    slope_logit = data[base + 2 * cells : base + 2 * cells + slopes]
+    slope_precision = data[base + 2 * cells + slopes : base + 2 * cells + 2 * slopes]
+    counts = base + 2 * cells + 2 * slopes
     trials = data[counts : counts + cells]
     successes = data[counts + cells : counts + 2 * cells]
     t_scale = nu * location_scale * location_scale
@@ -118,22 +162,23 @@ def log_density(x, data, grad):
 
     # ------------------------------------------------------------ intercepts, forward
     sigma_a = math.exp(x[0])
+    sigma2_a = sigma_a * sigma_a
     total_a = 1.0 / variance
     moment_a = 0.0
     weight2_a = 0.0
     weight2_est_a = 0.0
     for s in range(segments):
-        p0 = precision[s * arms]
-        w = p0 / (1.0 + sigma_a * sigma_a * p0)
+        p0 = precision[s]
+        w = p0 / (1.0 + sigma2_a * p0)
         total_a += w
-        moment_a += w * logit[s * arms]
+        moment_a += w * logit[s]
         weight2_a += w * w
-        weight2_est_a += w * w * logit[s * arms]
+        weight2_est_a += w * w * logit[s]
     root_a = math.sqrt(total_a)
     mu_a = moment_a / total_a + u_mu_a / root_a
     logp += -0.5 * math.log(total_a)
     logp += -0.5 * (nu + 1.0) * math.log1p(mu_a * mu_a / t_scale)
-    logp += -0.5 * sigma_a * sigma_a * inv_scale2 + x[0]
+    logp += -0.5 * sigma2_a * inv_scale2 + x[0]
 
     a = np.empty(segments)
     root_r = np.empty(segments)
@@ -141,23 +186,21 @@ def log_density(x, data, grad):
     r_a = np.empty(segments)
     g_a = np.empty(segments)
     for s in range(segments):
-        p0 = precision[s * arms]
-        k = sigma_a * sigma_a * p0
-        r = 1.0 / (1.0 + k)
-        root_r[s] = math.sqrt(r)
-        z = (logit[s * arms] - mu_a) * sigma_a * p0 * r + x[first_a + s] * root_r[s]
-        a[s] = mu_a + sigma_a * z
+        p0 = precision[s]
+        r = 1.0 / (1.0 + sigma2_a * p0)
+        root = math.sqrt(r)
+        z = (logit[s] - mu_a) * sigma_a * p0 * r + x[first_a + s] * root
+        eta = mu_a + sigma_a * z
+        a[s] = eta
+        root_r[s] = root
         z_a[s] = z
         r_a[s] = r
-        logp += -0.5 * z * z + 0.5 * math.log(r)
-        eta = a[s]
-        n0, y0 = trials[s * arms], successes[s * arms]
-        # One exponential serves the softplus and the logistic function. log(1 + e) rather than log1p(e),
-        # and log r rather than -log1p(k), because numba's log1p costs three logs; the difference is far
-        # below the rounding of the sum (an absolute 1e-16 per cell, times its trials).
+        # One exponential serves the softplus and the logistic function; log(1 + e) rather than log1p(e),
+        # and log r rather than -log1p(k), because only exp and log have vector versions; the difference
+        # is far below the rounding of the sum (an absolute 1e-16 per cell, times its trials).
         e = math.exp(-abs(eta))
-        logp += y0 * eta - n0 * (math.log(1.0 + e) + max(eta, 0.0))
-        g_a[s] = y0 - n0 * (1.0 / (1.0 + e) if eta >= 0.0 else e / (1.0 + e))
+        logp += -0.5 * z * z + 0.5 * math.log(r) + successes[s] * eta - trials[s] * (math.log(1.0 + e) + max(eta, 0.0))
+        g_a[s] = successes[s] - trials[s] * ((1.0 if eta >= 0.0 else e) / (1.0 + e))
 
     # ------------------------------------------------------------ each treatment arm, forward and back
     z_k = np.empty(segments)
@@ -167,78 +210,79 @@ def log_density(x, data, grad):
     g_b = np.empty(segments)
     for t in range(treatments):
         sigma = math.exp(x[1 + t])
+        sigma2 = sigma * sigma
         u_mu = x[2 + treatments + t]
+        arm = (t + 1) * segments
+        slope = t * segments
         total = 1.0 / variance
         moment = 0.0
         weight2 = 0.0
         weight2_est = 0.0
         for s in range(segments):
-            q = slope_precision[s * treatments + t]
-            w = q / (1.0 + sigma * sigma * q)
+            q = slope_precision[slope + s]
+            w = q / (1.0 + sigma2 * q)
             total += w
-            moment += w * slope_logit[s * treatments + t]
+            moment += w * slope_logit[slope + s]
             weight2 += w * w
-            weight2_est += w * w * slope_logit[s * treatments + t]
+            weight2_est += w * w * slope_logit[slope + s]
         root = math.sqrt(total)
         mu = moment / total + u_mu / root
         logp += -0.5 * math.log(total)
         logp += -0.5 * (nu + 1.0) * math.log1p(mu * mu / t_scale)
-        logp += -0.5 * sigma * sigma * inv_scale2 + x[1 + t]
+        logp += -0.5 * sigma2 * inv_scale2 + x[1 + t]
         for s in range(segments):
-            cell = s * arms + t + 1
-            p = precision[cell]
-            k = sigma * sigma * p
-            r = 1.0 / (1.0 + k)
-            e = logit[cell] - a[s]
-            root_k[s] = math.sqrt(r)
-            z = (e - mu) * sigma * p * r + x[first_b + t * segments + s] * root_k[s]
-            b = mu + sigma * z
-            z_k[s], r_k[s], e_k[s] = z, r, e
-            logp += -0.5 * z * z + 0.5 * math.log(r)
-            eta = a[s] + b
-            n, y = trials[cell], successes[cell]
+            p = precision[arm + s]
+            r = 1.0 / (1.0 + sigma2 * p)
+            root_s = math.sqrt(r)
+            est = logit[arm + s] - a[s]
+            z = (est - mu) * sigma * p * r + x[first_b + slope + s] * root_s
+            eta = a[s] + mu + sigma * z
+            z_k[s] = z
+            r_k[s] = r
+            e_k[s] = est
+            root_k[s] = root_s
             e = math.exp(-abs(eta))
-            logp += y * eta - n * (math.log(1.0 + e) + max(eta, 0.0))
-            g_b[s] = y - n * (1.0 / (1.0 + e) if eta >= 0.0 else e / (1.0 + e))
+            n, y = trials[arm + s], successes[arm + s]
+            logp += -0.5 * z * z + 0.5 * math.log(r) + y * eta - n * (math.log(1.0 + e) + max(eta, 0.0))
+            g_b[s] = y - n * ((1.0 if eta >= 0.0 else e) / (1.0 + e))
         # back through b = mu + sigma·z and z(e, mu, sigma, u), e = logit − a
         g_mu = -(nu + 1.0) * mu / (t_scale + mu * mu)
         g_sigma = 0.0
         for s in range(segments):
-            cell = s * arms + t + 1
-            p = precision[cell]
-            k = sigma * sigma * p
+            p = precision[arm + s]
+            k = sigma2 * p
             r = r_k[s]
             g_z = g_b[s] * sigma - z_k[s]
             g_mu += g_b[s] - g_z * sigma * p * r
-            u_b = x[first_b + t * segments + s]
+            u_b = x[first_b + slope + s]
             dz_dsigma = (e_k[s] - mu) * p * r * r * (1.0 - k) - u_b * sigma * p * r * root_k[s]
             g_sigma += g_b[s] * z_k[s] + g_z * dz_dsigma - sigma * p * r
-            grad[first_b + t * segments + s] = g_z * root_k[s]
+            grad[first_b + slope + s] = g_z * root_k[s]
             g_a[s] += g_b[s] - g_z * sigma * p * r
         # back through mu = M/T + u/√T, the log T term, and T(sigma), M(sigma)
         grad[2 + treatments + t] = g_mu / root
         g_total = g_mu * (-moment / (total * total) - 0.5 * u_mu / (total * root)) - 0.5 / total
         g_moment = g_mu / total
         g_sigma += g_total * (-2.0 * sigma * weight2) + g_moment * (-2.0 * sigma * weight2_est)
-        grad[1 + t] = g_sigma * sigma - sigma * sigma * inv_scale2 + 1.0
+        grad[1 + t] = g_sigma * sigma - sigma2 * inv_scale2 + 1.0
 
     # ------------------------------------------------------------ intercepts, back
     g_mu_a = -(nu + 1.0) * mu_a / (t_scale + mu_a * mu_a)
     g_sigma_a = 0.0
     for s in range(segments):
-        p0 = precision[s * arms]
-        k = sigma_a * sigma_a * p0
+        p0 = precision[s]
+        k = sigma2_a * p0
         r = r_a[s]
         g_z = g_a[s] * sigma_a - z_a[s]
         g_mu_a += g_a[s] - g_z * sigma_a * p0 * r
-        dz_dsigma = (logit[s * arms] - mu_a) * p0 * r * r * (1.0 - k) - x[first_a + s] * sigma_a * p0 * r * root_r[s]
+        dz_dsigma = (logit[s] - mu_a) * p0 * r * r * (1.0 - k) - x[first_a + s] * sigma_a * p0 * r * root_r[s]
         g_sigma_a += g_a[s] * z_a[s] + g_z * dz_dsigma - sigma_a * p0 * r
         grad[first_a + s] = g_z * root_r[s]
     grad[1 + treatments] = g_mu_a / root_a
     g_total = g_mu_a * (-moment_a / (total_a * total_a) - 0.5 * u_mu_a / (total_a * root_a)) - 0.5 / total_a
     g_moment = g_mu_a / total_a
     g_sigma_a += g_total * (-2.0 * sigma_a * weight2_a) + g_moment * (-2.0 * sigma_a * weight2_est_a)
-    grad[0] = g_sigma_a * sigma_a - sigma_a * sigma_a * inv_scale2 + 1.0
+    grad[0] = g_sigma_a * sigma_a - sigma2_a * inv_scale2 + 1.0
     return logp
 
 
@@ -256,6 +300,68 @@ def log_density_and_gradient(x: NDArray, data: NDArray) -> tuple[float, NDArray]
     grad = np.empty_like(np.asarray(x, dtype=float))
     value = log_density(np.ascontiguousarray(x, dtype=float), data, grad)
     return float(value), grad
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
+def model_parameters(x, data, out):
+    """The model's parameters at sampler coordinates ``x``, written to ``out`` (as long as ``x``).
+
+    In order: ``sigma_a``, ``sigma_b[K]``, ``mu_a``, ``mu_b[K]``, ``a[S]`` and
+    ``b[S, K]`` (segment-major). The same arithmetic as the forward pass of
+    :func:`log_density` and as :func:`abpool.segments.model.complete_draws`,
+    which rebuilds them from the PyMC model's draws; the sampler calls this for
+    each draw it keeps, on its own threads.
+    """
+    segments = int(data[0])
+    treatments = int(data[1])
+    variance = data[5]
+    arms = treatments + 1
+    cells = segments * arms
+    slopes = segments * treatments
+    base = HEADER
+    logit = data[base : base + cells]
+    precision = data[base + cells : base + 2 * cells]
+    slope_logit = data[base + 2 * cells : base + 2 * cells + slopes]
+    slope_precision = data[base + 2 * cells + slopes : base + 2 * cells + 2 * slopes]
+    first_a = 2 + 2 * treatments
+    first_b = first_a + segments
+
+    sigma_a = math.exp(x[0])
+    sigma2_a = sigma_a * sigma_a
+    total_a = 1.0 / variance
+    moment_a = 0.0
+    for s in range(segments):
+        w = precision[s] / (1.0 + sigma2_a * precision[s])
+        total_a += w
+        moment_a += w * logit[s]
+    mu_a = moment_a / total_a + x[1 + treatments] / math.sqrt(total_a)
+    out[0] = sigma_a
+    out[1 + treatments] = mu_a
+    for s in range(segments):
+        p0 = precision[s]
+        r = 1.0 / (1.0 + sigma2_a * p0)
+        z = (logit[s] - mu_a) * sigma_a * p0 * r + x[first_a + s] * math.sqrt(r)
+        out[first_a + s] = mu_a + sigma_a * z
+    for t in range(treatments):
+        sigma = math.exp(x[1 + t])
+        sigma2 = sigma * sigma
+        arm = (t + 1) * segments
+        slope = t * segments
+        total = 1.0 / variance
+        moment = 0.0
+        for s in range(segments):
+            q = slope_precision[slope + s]
+            w = q / (1.0 + sigma2 * q)
+            total += w
+            moment += w * slope_logit[slope + s]
+        mu = moment / total + x[2 + treatments + t] / math.sqrt(total)
+        out[1 + t] = sigma
+        out[2 + treatments + t] = mu
+        for s in range(segments):
+            p = precision[arm + s]
+            r = 1.0 / (1.0 + sigma2 * p)
+            z = (logit[arm + s] - out[first_a + s] - mu) * sigma * p * r + x[first_b + slope + s] * math.sqrt(r)
+            out[first_b + s * treatments + t] = mu + sigma * z
 
 
 # --------------------------------------------------------------------------- nutpie
@@ -300,15 +406,17 @@ def _c_log_density(dim, x_, grad_, logp_, user_data_):
 
 
 def _c_expand(dim, expanded, x_, out_, user_data_):
-    """nutpie's C interface for the draws it keeps: the coordinates, with sigma back on its own scale."""
+    """nutpie's C interface for the draws it keeps: the model's parameters (:func:`model_parameters`)."""
     head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
+    segments = int(head[0])
     treatments = int(head[1])
-    if expanded != dim:
+    length = HEADER + 4 * segments * (treatments + 1) + 2 * segments * treatments
+    data = numba.carray(user_data_, (length,), dtype=np.float64)
+    if expanded != dim or dim != 2 + 2 * treatments + segments * (1 + treatments):
         return -1
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))
-    for i in range(dim):
-        out[i] = np.exp(x[i]) if i <= treatments else x[i]
+    model_parameters(x, data, out)
     return 0
 
 
@@ -470,8 +578,9 @@ def sample_kernel(
 ) -> Draws:
     """Sample the kernel with nutpie's NUTS (diagonal mass matrix adaptation, as ``nutpie.sample``).
 
-    Returns the kept draws (``posterior``: ``sigma_a``, ``sigma_b``, ``mu_a_u``,
-    ``mu_b_u``, ``a_u``, ``b_u``) and the sampler statistics (``sample_stats``:
+    Returns the kept draws of the model's parameters (``posterior``:
+    ``sigma_a``, ``sigma_b``, ``mu_a``, ``mu_b``, ``a``, ``b``; see
+    :func:`model_parameters`) and the sampler statistics (``sample_stats``:
     ``diverging``, ``depth``, ``n_steps``, ``step_size``), as :class:`abpool.draws.Group`.
     """
     import pyarrow
@@ -482,9 +591,9 @@ def sample_kernel(
     check_nutpie()
     log_density_c, expand_c = c_functions()
     segments, treatments, n_dim = model.segments, model.treatments, model.n_dim
-    names = ["sigma_a", "sigma_b", "mu_a_u", "mu_b_u", "a_u", "b_u"]
-    shapes = [(), (treatments,), (), (treatments,), (segments,), (treatments, segments)]
-    dims = {"sigma_b": ["treatment"], "mu_b_u": ["treatment"], "a_u": ["segment"], "b_u": ["treatment", "segment"]}
+    names = ["sigma_a", "sigma_b", "mu_a", "mu_b", "a", "b"]
+    shapes = [(), (treatments,), (), (treatments,), (segments,), (segments, treatments)]
+    dims = {"sigma_b": ["treatment"], "mu_b": ["treatment"], "a": ["segment"], "b": ["segment", "treatment"]}
     dim_sizes = {"segment": segments, "treatment": treatments}
     log_scale = math.log(model.prior_scale)
 

@@ -156,7 +156,8 @@ def analyze_segments(
     def complete(fitted: Any) -> Any:
         return label_draws(complete_draws(fitted, layout, prior_obj, form), layout)
 
-    if sampler == "nutpie" and form == "conditioned" and not correlated:
+    kernel = sampler == "nutpie" and form == "conditioned" and not correlated
+    if kernel:
         # The default path: the model's log density written out (segments.density), compiled once per
         # machine; nutpie samples it with no PyMC model to build and nothing to compile in this process.
         from abpool.segments.density import KernelModel, pack
@@ -182,7 +183,8 @@ def analyze_segments(
         progressbar=progressbar,
         sampler=sampler,
         data=data,
-        complete=complete,
+        # The kernel's sampler keeps the parameters themselves (density.model_parameters): nothing to rebuild.
+        complete=(lambda fitted: label_draws(fitted, layout)) if kernel else complete,
     )
     groups = {"posterior": idata.posterior}
     if "sample_stats" in idata:
