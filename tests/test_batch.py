@@ -267,9 +267,7 @@ def test_a_batch_of_several_metrics_gives_each_experiment_its_scorecard(tmp_path
     # The reason names the metric and the row of the whole table (1,600 rows of e0 and e1 come first).
     assert re.search(r"experiment 'e2', metric 'revenue': .*row 1607 of", done.statuses()["reason"].iloc[2])
     for name in ("e0", "e1"):
-        alone = abpool.analyze_metrics(
-            table[table["experiment"] == name], **settings, seed=experiment_seed(seed, name)
-        )
+        alone = abpool.analyze_metrics(table[table["experiment"] == name], **settings, seed=experiment_seed(seed, name))
         card = done.result(name)
         pd.testing.assert_frame_equal(card.guardrails(), alone.guardrails())
         assert card.decision() == alone.decision()

@@ -79,3 +79,22 @@ def test_saved_runs_of_one_layout_load_back(tmp_path):
         back = abpool.load(result.save(tmp_path / f"run{seed}", report=False))
         np.testing.assert_array_equal(back.rate_draws(), result.rate_draws())
         assert back.to_dict() == result.to_dict()
+
+
+def test_runs_written_from_held_draws_match_xarrays_write(tmp_path, fresh_layouts, monkeypatch):
+    # A batch's results hold their draws as arrays: after the first of a layout, no DataTree is built to save one.
+    monkeypatch.setattr(store, "_HELD_LAYOUTS", type(store._HELD_LAYOUTS)())
+    rng = np.random.default_rng(1)
+    results = [
+        abpool.analyze_variants(successes=rng.binomial(5_000, 0.1, 4), trials=[5_000] * 4, seed=seed)
+        for seed in range(3)
+    ]
+    for number, result in enumerate(results):
+        store._write_result_draws(result, tmp_path / f"fast{number}.nc")
+    assert len(store._HELD_LAYOUTS) == 1 and len(fresh_layouts) == 1
+    for number, result in enumerate(results):
+        if number:
+            # Written without the DataTree: built now only to compare with xarray's own write.
+            assert isinstance(result._draws, store.DrawTree)
+        result.tree.to_netcdf(str(tmp_path / f"slow{number}.nc"), engine="h5netcdf")
+        _same_file_contents(tmp_path / f"fast{number}.nc", tmp_path / f"slow{number}.nc")

@@ -137,3 +137,49 @@ def test_mass_beyond_the_representable_range_is_reported(loc) -> None:
     # A prior that puts a+b beyond 1e19 (or below 1e-17) pushes the posterior off the grid.
     post = fit_grid(np.array([30, 50]), np.array([100, 100]), LogNormalPrior(loc=loc, scale=2.0))
     assert post.edge_mass > 0.5
+
+
+def _random_log_values(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    values = rng.normal(rng.normal(0, 300), rng.choice([1e-3, 1.0, 40.0]), shape)
+    values[rng.random(shape) < rng.choice([0.0, 0.3])] = -np.inf
+    if rng.random() < 0.3:
+        values[rng.random(shape) < 0.5] = values.max()
+    return values
+
+
+def test_logsumexp_gives_scipys_digits(rng) -> None:
+    # The grid's weights must not move by an ulp: the same arithmetic as SciPy, so the same numbers.
+    from scipy.special import logsumexp
+
+    from abpool.variants.grid import _logsumexp
+
+    for _ in range(300):
+        values = _random_log_values(rng, (int(rng.integers(1, 130)), int(rng.integers(1, 50))))
+        for axis in (None, 0, 1):
+            with np.errstate(invalid="ignore"):
+                expected = logsumexp(values, axis=axis)
+            np.testing.assert_array_equal(_logsumexp(values, axis=axis), expected)
+    assert np.isneginf(_logsumexp(np.full((2, 3), -np.inf)))
+
+
+def test_cells_are_the_ones_numpys_choice_picks(rng) -> None:
+    from abpool.variants.grid import _count_at_or_below
+
+    for _ in range(200):
+        size = int(rng.integers(1, 9000))
+        weight = rng.random(size) ** rng.choice([1, 30, 300])
+        weight[rng.random(size) < rng.choice([0.0, 0.6])] = 0.0
+        weight[0] += 1e-300  # never all zero
+        cdf = np.cumsum(weight)
+        cdf /= cdf[-1]
+        u = rng.random(5_000)
+        u[:50] = cdf[rng.integers(0, size, 50)] % 1.0  # uniforms landing exactly on cumulative weights
+        np.testing.assert_array_equal(_count_at_or_below(cdf, u), cdf.searchsorted(u, side="right"))
+    # The whole sampler against rng.choice's own steps, for a real posterior: the same draws from the same seed.
+    post = fit_grid(np.array([3, 50, 55, 60]), np.array([10, 100, 100, 100]), BDAPrior())
+    picked = np.random.default_rng(5).choice(post.weight.size, size=20_000, p=post.weight)
+    reference = np.random.default_rng(5)
+    reference.random(20_000)
+    expected = post.phi1[picked] + (reference.random(20_000) - 0.5) * post.width1[picked]
+    phi1, _ = post.sample(np.random.default_rng(5), 20_000)
+    np.testing.assert_array_equal(phi1, expected)

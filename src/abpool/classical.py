@@ -72,7 +72,6 @@ CLASSICAL_COLUMNS = {
 }
 
 
-
 def pair_test(successes_i: int, trials_i: int, successes_j: int, trials_j: int) -> tuple[str, float, float]:
     """Two-sided test of equal rates for two arms.
 

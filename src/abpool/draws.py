@@ -84,6 +84,16 @@ class Group:
     def dims(self) -> dict[str, int]:
         return self.sizes
 
+    @property
+    def variables(self) -> dict[str, Variable]:
+        """The arrays by name, in the order given (a Dataset's data variables)."""
+        return self._variables
+
+    @property
+    def coords(self) -> dict[str, Any]:
+        """The labels of each labelled dimension, as given."""
+        return self._coords
+
     def __contains__(self, name: object) -> bool:
         return name in self._variables
 
@@ -132,6 +142,11 @@ class DrawTree:
 
     def __getitem__(self, name: str) -> Group:
         return self._groups[name]
+
+    @property
+    def groups(self) -> dict[str, Group]:
+        """The groups by name, in the order given (the DataTree's children)."""
+        return self._groups
 
     def to_xarray(self) -> Any:
         """The :class:`xarray.DataTree` of these groups, with the same attributes."""

@@ -4,6 +4,7 @@ write leaves any earlier file in place."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -51,6 +52,15 @@ def to_jsonable(value: Any) -> Any:
     >>> to_jsonable({"x": np.float64(0.5), "y": np.array([1, 2]), "z": float("nan")})
     {'x': 0.5, 'y': [1, 2], 'z': None}
     """
+    kind = type(value)
+    # The plain types first, by exact type: a summary holds tens of thousands of them, and each
+    # isinstance test below costs more than the value's conversion.
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is list:
+        return [to_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from abpool.draws import DrawTree
 from abpool.errors import InvalidArgumentError, InvalidDataError
 from abpool.io import atomic_write, write_json
 from abpool.result import SCHEMA_VERSION, Result, registered_models
@@ -53,6 +54,8 @@ _WORK_PREFIX = ".abpool-"
 # Draws files of the last few layouts written by this process (see write_draws); a batch writes one layout.
 _LAYOUTS: OrderedDict[tuple[Any, ...], _Template] = OrderedDict()
 _MAX_LAYOUTS = 4
+# The layout of the DataTree that held draws of each held layout make (see _held_layout), learnt from the first.
+_HELD_LAYOUTS: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
 
 
 def sha256(path: Path) -> str:
@@ -145,7 +148,7 @@ def _remove_leftovers(directory: Path) -> None:
 
 
 def _write_run(result: Result, directory: Path, *, report: bool) -> None:
-    atomic_write(directory / DRAWS_FILE, lambda p: write_draws(result.tree, p))
+    atomic_write(directory / DRAWS_FILE, lambda p: _write_result_draws(result, p))
     write_json(directory / SUMMARY_FILE, result.to_dict())
     if report:
         from abpool.report import write_report
@@ -177,7 +180,33 @@ def write_draws(tree: Any, path: Path) -> None:
                 _LAYOUTS.popitem(last=False)
         return
     _LAYOUTS.move_to_end(layout)
-    path.write_bytes(template.fill(tree))
+    path.write_bytes(template.fill(tree.attrs, _data_values(tree)))
+
+
+def _write_result_draws(result: Result, path: Path) -> None:
+    """Write a result's draws as :func:`write_draws` writes ``result.tree``, without building the tree if it can.
+
+    A fit hands over its draws as arrays (:class:`abpool.draws.DrawTree`) and
+    building their DataTree costs more than writing the file from a kept
+    template. The first result of a held layout (see :func:`_held_layout`)
+    builds it and learns the layout of the tree it makes; later ones of that
+    held layout fill the template straight from their arrays: the same bytes.
+    """
+    held = result._draws
+    key = _held_layout(held) if isinstance(held, DrawTree) else None
+    layout = None if key is None else _HELD_LAYOUTS.get(key)
+    template = None if layout is None else _LAYOUTS.get(layout)
+    if template is not None:
+        _LAYOUTS.move_to_end(layout)
+        path.write_bytes(template.fill(held.attrs, _held_values(held)))
+        return
+    tree = result.tree
+    write_draws(tree, path)
+    layout = _layout(tree)
+    if key is not None and layout is not None:
+        _HELD_LAYOUTS[key] = layout
+        while len(_HELD_LAYOUTS) > _MAX_LAYOUTS:
+            _HELD_LAYOUTS.popitem(last=False)
 
 
 @dataclass(frozen=True)
@@ -209,37 +238,41 @@ class _Template:
                 places[node.path, name] = (offset, stored.dtype)
         return cls(path.read_bytes(), dict(tree.attrs), places)
 
-    def fill(self, tree: Any) -> memoryview:
-        """The file's bytes with ``tree``'s root attributes and data values in place of the template's."""
+    def fill(self, root_attrs: dict[str, Any], values: list[tuple[tuple[str, str], Any]]) -> memoryview:
+        """The file's bytes with these root attributes and data values in place of the template's.
+
+        ``values`` pairs each data variable's (group path, name) with its array,
+        as :func:`_data_values` lists them.
+        """
         import h5py
 
         image = io.BytesIO(self.image)
         with h5py.File(image, "r+") as file:
             attrs = file.attrs
-            if [(key, type(value)) for key, value in tree.attrs.items()] == [
+            if [(key, type(value)) for key, value in root_attrs.items()] == [
                 (key, type(value)) for key, value in self.attrs.items()
             ]:
                 # The same names and types, so each changed value is written in place, in its place in the order.
-                for key, value in tree.attrs.items():
+                for key, value in root_attrs.items():
                     if value != self.attrs[key]:
                         attrs.modify(key, _attribute(value))
             else:
                 for key in list(attrs):
                     if key != "_NCProperties":  # h5netcdf's record of the libraries that wrote the file
                         del attrs[key]
-                for key, value in tree.attrs.items():
+                for key, value in root_attrs.items():
                     attrs[key] = _attribute(value)
             if self.places is None:
-                for node, name, variable in _data_variables(tree):
-                    stored = file[node.path][name]
-                    stored[...] = np.asarray(variable.values, dtype=stored.dtype)
+                for (group, name), array in values:
+                    stored = file[group][name]
+                    stored[...] = np.asarray(array, dtype=stored.dtype)
         filled = image.getbuffer()
         if self.places is not None:
             # Raw values at their offsets: h5py's own write of a megabyte costs ten times the copy.
-            for node, name, variable in _data_variables(tree):
-                offset, dtype = self.places[node.path, name]
-                values = np.ascontiguousarray(variable.values, dtype=dtype).reshape(-1)
-                filled[offset : offset + values.nbytes] = memoryview(values).cast("B")
+            for place, array in values:
+                offset, dtype = self.places[place]
+                raw = np.ascontiguousarray(array, dtype=dtype).reshape(-1)
+                filled[offset : offset + raw.nbytes] = memoryview(raw).cast("B")
         return filled
 
 
@@ -248,6 +281,46 @@ def _data_variables(tree: Any) -> Iterator[tuple[Any, str, Any]]:
     for node in tree.subtree:
         for name, variable in node.data_vars.items():
             yield node, str(name), variable
+
+
+def _data_values(tree: Any) -> list[tuple[tuple[str, str], Any]]:
+    """Every data variable of a DataTree as ((group path, name), values), for :meth:`_Template.fill`."""
+    return [((node.path, name), variable.values) for node, name, variable in _data_variables(tree)]
+
+
+def _held_values(held: DrawTree) -> list[tuple[tuple[str, str], Any]]:
+    """Every array of held draws as ((group path, name), values): the data variables of the DataTree they make."""
+    return [
+        ((f"/{group_name}", name), variable.values)
+        for group_name, group in held.groups.items()
+        for name, variable in group.variables.items()
+    ]
+
+
+def _held_layout(held: DrawTree) -> tuple[Any, ...] | None:
+    """What the DataTree of held draws would hold besides data values and root attributes; None if unsure.
+
+    Held groups carry no attributes and their variables no attributes or
+    encoding, so their DataTree is fixed by what this lists: group names,
+    each variable's name, dimensions, shape and type, each coordinate's
+    values, and the names and types of the root attributes. Draws that agree
+    on it make DataTrees of one :func:`_layout`.
+    """
+    if not all(isinstance(value, str) or _is_int(value) for value in held.attrs.values()):
+        return None
+    layout: list[Any] = [tuple((key, type(value)) for key, value in held.attrs.items())]
+    for group_name, group in held.groups.items():
+        parts: list[Any] = [group_name]
+        for name, variable in group.variables.items():
+            if variable.values.dtype.kind not in "biuf":
+                return None
+            parts.append((name, variable.dims, variable.shape, variable.values.dtype.str))
+        for dim, labels in group.coords.items():
+            values = np.asarray(labels)
+            key = values.tobytes() if values.dtype.kind in "fiu" else tuple(values.tolist())
+            parts.append(("coordinate", dim, values.dtype.str, key))
+        layout.append(tuple(parts))
+    return tuple(layout)
 
 
 def _attribute(value: str | int) -> Any:
