@@ -59,3 +59,15 @@ def test_rope_and_lift() -> None:
     assert decisions.prob_in_rope(absolute[:, [1]], 0.02)[0] == 0.5
     with pytest.raises(ValueError, match="rope must be greater than 0"):
         decisions.prob_in_rope(absolute, 0)
+
+
+def test_many_segments_are_answered_in_blocks_with_the_same_numbers(rng, monkeypatch) -> None:
+    # 150 segments: three blocks of 64 and a partial one, answered on threads, against one pass over all.
+    draws = rng.beta(3.0, 7.0, size=(500, 150, 3))
+    probs = [0.025, 0.5, 0.975]
+    in_blocks = decisions.cell_answers(draws, 1, probs, ordered=decisions.sorted_columns(draws))
+    monkeypatch.setattr(decisions, "_SEGMENT_BLOCK", 10**9)
+    at_once = decisions.cell_answers(draws, 1, probs)
+    assert in_blocks.keys() == at_once.keys()
+    for key, value in at_once.items():
+        np.testing.assert_array_equal(in_blocks[key], value, err_msg=key)

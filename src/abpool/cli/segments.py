@@ -62,7 +62,10 @@ FormOpt = Annotated[
 SamplerOpt = Annotated[
     str, typer.Option("--sampler", metavar="NAME", help="nutpie (compiles once, fast refits) or pymc.")
 ]
-DrawsOpt = Annotated[int, typer.Option("--draws", metavar="N", help="Draws per chain.")]
+DrawsOpt = Annotated[
+    int | None,
+    typer.Option("--draws", metavar="N", help="Draws per chain [1,000; more for very many segments]."),
+]
 TuneOpt = Annotated[int, typer.Option("--tune", metavar="N", help="Tuning steps per chain.")]
 ChainsOpt = Annotated[
     int, typer.Option("--chains", metavar="N", help="Chains, run in parallel on the available cores.")
@@ -88,8 +91,8 @@ def segments(
     correlated: CorrelatedOpt = False,
     parameterisation: FormOpt = None,
     sampler: SamplerOpt = "nutpie",
-    draws: DrawsOpt = 1_000,
-    tune: TuneOpt = 1_000,
+    draws: DrawsOpt = None,
+    tune: TuneOpt = 500,
     chains: ChainsOpt = 4,
     target_accept: AcceptOpt = 0.95,
     ci: CiOpt = 0.95,
