@@ -265,14 +265,20 @@ def lift_draws(draws: NDArray, control: int) -> tuple[NDArray, NDArray]:
 
 
 def cell_answers(
-    draws: NDArray, control: int, probs: Sequence[float], *, ordered: NDArray | None = None
+    draws: NDArray,
+    control: int,
+    probs: Sequence[float],
+    *,
+    ordered: NDArray | None = None,
+    rope: float | None = None,
 ) -> dict[str, NDArray]:
     """Every per-cell answer of rate draws ``(draws, segments, arms)``, each arm against its segment's control.
 
     Returns ``rate``, ``lift`` and ``relative_lift`` (quantiles at ``probs``,
-    shape ``(len(probs), segments, arms)``), ``absolute`` (the lift draws),
-    ``prob_beats_control``, ``prob_best`` and ``expected_loss`` (``(segments,
-    arms)``). ``ordered`` may pass :func:`sorted_columns` of ``draws``.
+    shape ``(len(probs), segments, arms)``), ``prob_beats_control``,
+    ``prob_best`` and ``expected_loss`` (``(segments, arms)``), and with a
+    ``rope`` also ``prob_in_rope`` (:func:`prob_in_rope` of the absolute lift).
+    ``ordered`` may pass :func:`sorted_columns` of ``draws``.
 
     Examples
     --------
@@ -283,19 +289,21 @@ def cell_answers(
     """
     segments = draws.shape[1]
     if segments > _SEGMENT_BLOCK:
-        return _cell_answers_by_block(draws, control, probs, ordered)
+        return _cell_answers_by_block(draws, control, probs, ordered, rope)
     absolute, relative = lift_draws(draws, control)
     best = arm_max(draws)
     winners = arm_argmax(draws, best)
-    return {
+    found = {
         "rate": column_quantiles(draws, probs, ordered=ordered),
         "lift": column_quantiles(absolute, probs),
         "relative_lift": column_quantiles(relative, probs),
-        "absolute": absolute,
         "prob_beats_control": share(absolute > 0),
         "prob_best": np.stack([(winners == k).mean(axis=0) for k in range(draws.shape[2])], axis=-1),
         "expected_loss": (best - draws).mean(axis=0),
     }
+    if rope is not None:
+        found["prob_in_rope"] = prob_in_rope(absolute, rope)
+    return found
 
 
 # Segments answered at a time by cell_answers: blocks whose draws and temporaries stay in the cache,
@@ -303,11 +311,11 @@ def cell_answers(
 # would otherwise spend more time answering than its chains spent sampling.
 _SEGMENT_BLOCK = 64
 # Which axis of each answer runs over segments.
-_SEGMENT_AXIS = {"rate": 1, "lift": 1, "relative_lift": 1, "absolute": 1}
+_SEGMENT_AXIS = {"rate": 1, "lift": 1, "relative_lift": 1}
 
 
 def _cell_answers_by_block(
-    draws: NDArray, control: int, probs: Sequence[float], ordered: NDArray | None
+    draws: NDArray, control: int, probs: Sequence[float], ordered: NDArray | None, rope: float | None
 ) -> dict[str, NDArray]:
     """:func:`cell_answers` of blocks of segments, joined: the same numbers for each cell."""
     import os
@@ -319,7 +327,7 @@ def _cell_answers_by_block(
     def answer(start: int) -> dict[str, NDArray]:
         stop = min(start + _SEGMENT_BLOCK, segments)
         rows = None if ordered is None else ordered[start * arms : stop * arms]
-        return cell_answers(draws[:, start:stop], control, probs, ordered=rows)
+        return cell_answers(draws[:, start:stop], control, probs, ordered=rows, rope=rope)
 
     with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
         parts = list(pool.map(answer, starts))

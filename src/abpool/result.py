@@ -489,14 +489,14 @@ class Result(ABC):
     @cached_property
     def _summary(self) -> pd.DataFrame:
         draws = self._rates
-        n_draws, n_segments, n_arms = draws.shape
+        _, n_segments, n_arms = draws.shape
         tail = (1.0 - self.ci) / 2.0
         probs = [tail, 0.5, 1.0 - tail]
         # One sort per quantity serves its quantiles and its highest density interval.
         ordered = decisions.sorted_columns(draws)
         hdi_low, hdi_high = decisions.highest_density_interval(draws, self.ci, ordered=ordered)
-        found = decisions.cell_answers(draws, self.control_index, probs, ordered=ordered)
-        quantiles, lift_q, rel_q, absolute = found["rate"], found["lift"], found["relative_lift"], found["absolute"]
+        found = decisions.cell_answers(draws, self.control_index, probs, ordered=ordered, rope=self.rope)
+        quantiles, lift_q, rel_q = found["rate"], found["lift"], found["relative_lift"]
         observed = self._observed_columns()
         columns: dict[str, Any] = {
             **observed,
@@ -519,9 +519,7 @@ class Result(ABC):
             "expected_loss": found["expected_loss"],
         }
         if self.rope is not None:
-            columns["prob_in_rope"] = decisions.prob_in_rope(absolute.reshape(n_draws, -1), self.rope).reshape(
-                n_segments, n_arms
-            )
+            columns["prob_in_rope"] = found["prob_in_rope"]
         is_control = np.tile(np.arange(n_arms) == self.control_index, n_segments)
         # Copies: the control's comparisons are blanked in place below.
         values = {name: np.array(value, dtype=float).ravel() for name, value in columns.items()}

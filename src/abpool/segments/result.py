@@ -103,8 +103,12 @@ class SegmentsResult(ReportableResult):
         _, a_var, _, b_var = logit_estimates(self.layout)
         spreads = np.concatenate([self._flat("sigma_a")[:, None], self._flat("sigma_b")], axis=1) ** 2
         variances = np.concatenate([a_var[:, None], b_var], axis=1)
+        weight = np.empty_like(variances)
         with np.errstate(invalid="ignore"):
-            weight = (variances[None] / (variances[None] + spreads[:, None, :])).mean(axis=0)
+            # A block of segments at a time: the draws × segments × arms temporaries stay in the cache.
+            for start in range(0, variances.shape[0], 256):
+                block = variances[start : start + 256][None]
+                weight[start : start + 256] = (block / (block + spreads[:, None, :])).mean(axis=0)
         # A missing cell has an infinite variance: the population decides everything.
         return np.where(np.isfinite(variances), weight, 1.0)
 
