@@ -118,8 +118,7 @@ def test_kept_parameters_match_the_pymc_models_reconstruction(rng, segments, tre
     for _ in range(25):
         x = rng.normal(0.0, 2.0, dimension)
         x[: 1 + treatments] = rng.uniform(-4.0, 2.5, 1 + treatments)
-        kept = np.empty(dimension)
-        density.model_parameters(x, buffer, kept)
+        kept = density.parameters_at(x, buffer)
         draws = {
             "sigma_a": np.exp(x[0]),
             "sigma_b": np.exp(x[1 : 1 + treatments]),

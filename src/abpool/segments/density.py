@@ -27,10 +27,12 @@ PyMC model in the test suite.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,44 +44,60 @@ from numpy.typing import NDArray
 HEADER = 7
 
 
-def use_vector_math() -> bool:
-    """Let LLVM call glibc's vector ``exp`` and ``log`` (libmvec) from the kernel's loops; whether it can.
+def _load_vector_math() -> bool:
+    """Load glibc's vector maths library (libmvec) into LLVM's symbol table; whether it is usable here.
 
-    The kernel spends nine tenths of its time in ``exp`` and ``log``, one cell
-    at a time; with libmvec, LLVM vectorises its loops over segments and the
-    gradient costs a quarter as much. Numba's own route to vector maths (Intel's
-    SVML) needs an LLVM that pip's llvmlite is not built with, while libmvec is
-    part of glibc on every x86-64 Linux. LLVM's choice of vector library is
-    global to the process, so this leaves it alone when numba already uses SVML.
-    Elsewhere (another C library, another processor) nothing changes: the
-    kernel's loops stay scalar and give the same numbers to within rounding.
-    Cached machine code that calls libmvec needs the library loaded, which this
-    does on every import, before the kernel is compiled or loaded.
-
-    Examples
-    --------
-    >>> isinstance(use_vector_math(), bool)
-    True
+    Machine code of the kernel compiled with it calls its functions, so it is
+    loaded on every import, before the kernel is compiled or loaded from the
+    cache. Numba's own route to vector maths (Intel's SVML) needs an LLVM that
+    pip's llvmlite is not built with, while libmvec is part of glibc on every
+    x86-64 Linux. When numba already uses SVML, LLVM's vector library is
+    numba's choice, and this stays out of the way.
     """
     import platform
 
     import llvmlite.binding as llvm
 
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64") or numba.config.USING_SVML:
         return False
-    if numba.config.USING_SVML:
+    try:
+        llvm.load_library_permanently("libmvec.so.1")
+    except RuntimeError:  # pragma: no cover - a C library without libmvec (musl)
         return False
-    if not getattr(llvm, "_abpool_vector_math", False):
-        try:
-            llvm.load_library_permanently("libmvec.so.1")
-        except RuntimeError:  # pragma: no cover - a C library without libmvec (musl)
-            return False
-        llvm.set_option("abpool", "-vector-library=LIBMVEC-X86")
-        llvm._abpool_vector_math = True
     return True
 
 
-VECTOR_MATH = use_vector_math()
+VECTOR_MATH = _load_vector_math()
+
+
+@contextlib.contextmanager
+def vector_math() -> Iterator[None]:
+    """While the kernel compiles, let LLVM call libmvec's vector ``exp`` and ``log`` from its loops.
+
+    The kernel spends nine tenths of its time in ``exp`` and ``log``, one cell
+    at a time; with libmvec, LLVM vectorises its loops over segments and the
+    gradient costs half as much. LLVM's choice of vector library is global to
+    the process, so it is set only for the kernel's compilation and put back
+    after: other packages' numba code compiled in the same process (and cached
+    by them) never depends on libmvec. Elsewhere (another C library, another
+    processor) nothing changes: the loops stay scalar and give the same numbers
+    to within rounding.
+
+    Examples
+    --------
+    >>> with vector_math():
+    ...     pass
+    """
+    if not VECTOR_MATH:
+        yield
+        return
+    import llvmlite.binding as llvm
+
+    llvm.set_option("abpool", "-vector-library=LIBMVEC-X86")
+    try:
+        yield
+    finally:
+        llvm.set_option("abpool", "-vector-library=none")
 
 
 def coordinate_count(segments: int, treatments: int) -> int:
@@ -298,8 +316,25 @@ def log_density_and_gradient(x: NDArray, data: NDArray) -> tuple[float, NDArray]
     (True, (6,))
     """
     grad = np.empty_like(np.asarray(x, dtype=float))
-    value = log_density(np.ascontiguousarray(x, dtype=float), data, grad)
+    with vector_math():
+        value = log_density(np.ascontiguousarray(x, dtype=float), data, grad)
     return float(value), grad
+
+
+def parameters_at(x: NDArray, data: NDArray) -> NDArray[np.float64]:
+    """:func:`model_parameters` at ``x`` as a new array, for a buffer from :func:`pack` (for tests and checks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> buffer = np.array([1, 1, 3.0, 1.0, 1.0, 3.0, 0.0, -0.8, 0.0, 0.4, 0.0, 0.0, 0.0, 10, 10, 3, 4])
+    >>> parameters_at(np.zeros(coordinate_count(1, 1)), buffer)[:2].tolist()  # sigma_a, sigma_b
+    [1.0, 1.0]
+    """
+    out = np.empty(np.size(x))
+    with vector_math():
+        model_parameters(np.ascontiguousarray(x, dtype=float), data, out)
+    return out
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
@@ -465,8 +500,9 @@ def c_functions() -> tuple[Any, Any]:
     entry to a temporary file and renames it, so concurrent processes are safe.
     """
     start = time.perf_counter()
-    log_density_c = _cached_cfunc(_c_log_density, _LOGP_SIGNATURE)
-    expand_c = _cached_cfunc(_c_expand, _EXPAND_SIGNATURE)
+    with vector_math():
+        log_density_c = _cached_cfunc(_c_log_density, _LOGP_SIGNATURE)
+        expand_c = _cached_cfunc(_c_expand, _EXPAND_SIGNATURE)
     if log_density_c.cache_hits == 0 or expand_c.cache_hits == 0:
         logging.getLogger("abpool").info(
             "compiled abpool's segments kernel for this machine in %.0f s "
