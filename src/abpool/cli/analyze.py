@@ -80,7 +80,8 @@ def analyze(
         int | None, typer.Option("--chains", metavar="N", help="MCMC chains [2 variants, 4 segments].")
     ] = None,
     tune: Annotated[
-        int | None, typer.Option("--tune", metavar="N", help="MCMC tuning steps per chain [1,000; segments 500].")
+        int | None,
+        typer.Option("--tune", metavar="N", help="MCMC tuning steps per chain [1,000; segments' default path 500]."),
     ] = None,
     ci: Annotated[
         float | None, typer.Option("--ci", metavar="LEVEL", help="Credible level of every interval [0.95].")

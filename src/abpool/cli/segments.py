@@ -66,7 +66,10 @@ DrawsOpt = Annotated[
     int | None,
     typer.Option("--draws", metavar="N", help="Draws per chain [1,000; more for very many segments]."),
 ]
-TuneOpt = Annotated[int, typer.Option("--tune", metavar="N", help="Tuning steps per chain.")]
+TuneOpt = Annotated[
+    int | None,
+    typer.Option("--tune", metavar="N", help="Tuning steps per chain [500; 1,000 correlated or not the default path]."),
+]
 ChainsOpt = Annotated[
     int, typer.Option("--chains", metavar="N", help="Chains, run in parallel on the available cores.")
 ]
@@ -92,7 +95,7 @@ def segments(
     parameterisation: FormOpt = None,
     sampler: SamplerOpt = "nutpie",
     draws: DrawsOpt = None,
-    tune: TuneOpt = 500,
+    tune: TuneOpt = None,
     chains: ChainsOpt = 4,
     target_accept: AcceptOpt = 0.95,
     ci: CiOpt = 0.95,
