@@ -158,6 +158,21 @@ def test_segments_settings_too_small_are_refused() -> None:
         abpool.analyze_segments(frame, segment="country", arm="treated", chains=1)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--draws", "5"], "draws must be an integer of at least 100 per chain, got 5"),
+        (["--tune", "0"], "tune must be an integer of at least 1, got 0"),
+    ],
+)
+def test_segments_draws_and_tuning_left_to_their_defaults_are_still_checked_when_given(tmp_path, args, message) -> None:
+    # Both default to a value chosen from the model (draws by its size, tuning by its path); a given value is
+    # refused in one line before any data is read.
+    proc = run("segments", tmp_path / "missing.csv", "--segment", "country", *args)
+    assert proc.returncode == 2
+    assert message in one_line_error(proc)
+
+
 def test_ten_thousand_variants_save_and_compare_in_bounded_memory(tmp_path) -> None:
     rng = np.random.default_rng(0)
     n = np.full(10_000, 2_000)

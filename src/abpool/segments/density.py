@@ -111,6 +111,10 @@ def coordinate_count(segments: int, treatments: int) -> int:
     return 2 + 2 * treatments + segments * (1 + treatments)
 
 
+# The same count for the C entry points, which can call compiled functions only.
+_coordinates = numba.njit(cache=True)(coordinate_count)
+
+
 def pack(model_data: dict[str, NDArray], nu: float, location_scale: float, scale: float) -> NDArray[np.float64]:
     """The kernel's data buffer from :func:`abpool.segments.model.model_data` (conditioned form) and the priors.
 
@@ -148,26 +152,45 @@ def pack(model_data: dict[str, NDArray], nu: float, location_scale: float, scale
     return np.ascontiguousarray(np.concatenate([header, *(np.asarray(p, dtype=float).T.ravel() for p in parts)]))
 
 
+@numba.njit(cache=True)
+def _buffer_length(segments, treatments):
+    """Length of a :func:`pack` buffer: the header, four values per cell and two per slope."""
+    return HEADER + 4 * segments * (treatments + 1) + 2 * segments * treatments
+
+
+@numba.njit(cache=True)
+def _unpack(data):
+    """A :func:`pack` buffer's shape and arrays, in the order :func:`pack` writes them.
+
+    Segments, treatments, then cell logit and precision, slope logit and
+    precision, trials and successes, each arm-major (arm j's segments start at
+    ``j * segments``), so that every loop over segments reads consecutive values.
+    """
+    segments = int(data[0])
+    treatments = int(data[1])
+    cells = segments * (treatments + 1)
+    slopes = segments * treatments
+    slope_start = HEADER + 2 * cells
+    counts = slope_start + 2 * slopes
+    return (
+        segments,
+        treatments,
+        data[HEADER : HEADER + cells],
+        data[HEADER + cells : slope_start],
+        data[slope_start : slope_start + slopes],
+        data[slope_start + slopes : counts],
+        data[counts : counts + cells],
+        data[counts + cells : counts + 2 * cells],
+    )
+
+
 # Reassociation lets LLVM vectorise the sums; NaN and infinity keep their meaning (no nnan/ninf),
 # which the C wrapper relies on to report a non-finite density. The numpy error model drops the
 # division-by-zero checks that would keep LLVM from vectorising the loops over segments.
 @numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
 def log_density(x, data, grad):
-    segments = int(data[0])
-    treatments = int(data[1])
+    segments, treatments, logit, precision, slope_logit, slope_precision, trials, successes = _unpack(data)
     nu, location_scale, scale, variance, constant = data[2], data[3], data[4], data[5], data[6]
-    arms = treatments + 1
-    cells = segments * arms
-    slopes = segments * treatments
-    # Arm-major, so every loop below reads consecutive values: arm j's segments start at j * segments.
-    base = HEADER
-    logit = data[base : base + cells]
-    precision = data[base + cells : base + 2 * cells]
-    slope_logit = data[base + 2 * cells : base + 2 * cells + slopes]
-    slope_precision = data[base + 2 * cells + slopes : base + 2 * cells + 2 * slopes]
-    counts = base + 2 * cells + 2 * slopes
-    trials = data[counts : counts + cells]
-    successes = data[counts + cells : counts + 2 * cells]
     t_scale = nu * location_scale * location_scale
     inv_scale2 = 1.0 / (scale * scale)
 
@@ -347,17 +370,8 @@ def model_parameters(x, data, out):
     which rebuilds them from the PyMC model's draws; the sampler calls this for
     each draw it keeps, on its own threads.
     """
-    segments = int(data[0])
-    treatments = int(data[1])
+    segments, treatments, logit, precision, slope_logit, slope_precision, _, _ = _unpack(data)
     variance = data[5]
-    arms = treatments + 1
-    cells = segments * arms
-    slopes = segments * treatments
-    base = HEADER
-    logit = data[base : base + cells]
-    precision = data[base + cells : base + 2 * cells]
-    slope_logit = data[base + 2 * cells : base + 2 * cells + slopes]
-    slope_precision = data[base + 2 * cells + slopes : base + 2 * cells + 2 * slopes]
     first_a = 2 + 2 * treatments
     first_b = first_a + segments
 
@@ -422,11 +436,9 @@ _EXPAND_SIGNATURE = numba.types.int64(
 def _c_log_density(dim, x_, grad_, logp_, user_data_):
     """nutpie's C interface to :func:`log_density`: 0 on success, 3/4 for a non-finite gradient/density."""
     head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
-    segments = int(head[0])
-    treatments = int(head[1])
-    length = HEADER + 4 * segments * (treatments + 1) + 2 * segments * treatments
-    data = numba.carray(user_data_, (length,), dtype=np.float64)
-    if dim != 2 + 2 * treatments + segments * (1 + treatments):
+    segments, treatments = int(head[0]), int(head[1])
+    data = numba.carray(user_data_, (_buffer_length(segments, treatments),), dtype=np.float64)
+    if dim != _coordinates(segments, treatments):
         return -1
     x = numba.carray(x_, (dim,))
     grad = numba.carray(grad_, (dim,))
@@ -443,11 +455,9 @@ def _c_log_density(dim, x_, grad_, logp_, user_data_):
 def _c_expand(dim, expanded, x_, out_, user_data_):
     """nutpie's C interface for the draws it keeps: the model's parameters (:func:`model_parameters`)."""
     head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
-    segments = int(head[0])
-    treatments = int(head[1])
-    length = HEADER + 4 * segments * (treatments + 1) + 2 * segments * treatments
-    data = numba.carray(user_data_, (length,), dtype=np.float64)
-    if expanded != dim or dim != 2 + 2 * treatments + segments * (1 + treatments):
+    segments, treatments = int(head[0]), int(head[1])
+    data = numba.carray(user_data_, (_buffer_length(segments, treatments),), dtype=np.float64)
+    if expanded != dim or dim != _coordinates(segments, treatments):
         return -1
     x = numba.carray(x_, (dim,))
     out = numba.carray(out_, (dim,))

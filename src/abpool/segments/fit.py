@@ -190,7 +190,9 @@ def analyze_segments(
     layout = layout_from_cells(cells, control_label)
     n_segments, n_treatments = layout.shape
     if draws is None:
-        draws = default_draws(2 + 2 * n_treatments + n_segments * (1 + n_treatments))
+        from abpool.segments.density import coordinate_count
+
+        draws = default_draws(coordinate_count(n_segments, n_treatments))
     threshold = check_positive(threshold, "threshold", hint=" (an expected loss such as 0.001)")
     split = check_split(split, layout.arms)
 
