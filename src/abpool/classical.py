@@ -226,6 +226,19 @@ def classical_comparisons(cells: Cells, control: str | None = None) -> pd.DataFr
     >>> table[["p_value", "p_bonferroni", "p_holm", "p_bh"]].round(4).values.tolist()
     [[0.0209, 0.0418, 0.0418, 0.0418], [0.0836, 0.1671, 0.0836, 0.0836]]
     """
+    return _table(classical_records(cells, control), CLASSICAL_COLUMNS)
+
+
+def classical_records(cells: Cells, control: str | None = None) -> list[dict[str, Any]]:
+    """:func:`classical_comparisons` as records, one dict per row: what a result's JSON holds, without a DataFrame.
+
+    Examples
+    --------
+    >>> from abpool.data import cells_from_counts
+    >>> records = classical_records(cells_from_counts([30, 50], [100, 100]))
+    >>> [(row["arm_i"], row["arm_j"], row["test"]) for row in records]
+    [('A', 'B', 'z')]
+    """
     table = cells.table
     trials = table["trials"].to_numpy()
     successes = table["successes"].to_numpy()
@@ -251,7 +264,7 @@ def classical_comparisons(cells: Cells, control: str | None = None) -> pd.DataFr
                 "p_value": p_value,
             }
         )
-    return _corrected_table(records, CLASSICAL_COLUMNS)
+    return _corrected(records)
 
 
 WELCH_COLUMNS = {
@@ -298,6 +311,11 @@ def welch_comparisons(moments: ArmMoments) -> pd.DataFrame:
     >>> welch_comparisons(load_moments(stats))[["arm_i", "arm_j", "p_value"]].round(4).values.tolist()
     [['A', 'B', 0.0351]]
     """
+    return _table(welch_records(moments), WELCH_COLUMNS)
+
+
+def welch_records(moments: ArmMoments) -> list[dict[str, Any]]:
+    """:func:`welch_comparisons` as records, one dict per row, without a DataFrame."""
     from scipy.stats import ttest_ind_from_stats
 
     table = moments.table
@@ -324,12 +342,17 @@ def welch_comparisons(moments: ArmMoments) -> pd.DataFrame:
                     "p_value": float(p_value),
                 }
             )
-    return _corrected_table(records, WELCH_COLUMNS)
+    return _corrected(records)
 
 
-def _corrected_table(records: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
-    """The comparisons as a table with ``columns``: each record's columns, and its p-value adjusted over them all."""
-    frame = pd.DataFrame.from_records(records, columns=[c for c in columns if not c.startswith("p_") or c == "p_value"])
-    for name, values in adjust_p_values(frame["p_value"].to_numpy()).items():
-        frame[f"p_{name}"] = values
-    return frame[list(columns)]
+def _corrected(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records with each p-value adjusted over them all: ``p_bonferroni``, ``p_holm`` and ``p_bh`` added."""
+    adjusted = adjust_p_values([record["p_value"] for record in records])
+    columns = [values.tolist() for values in adjusted.values()]
+    names = [f"p_{name}" for name in adjusted]
+    return [record | dict(zip(names, values, strict=True)) for record, *values in zip(records, *columns, strict=True)]
+
+
+def _table(records: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
+    """The comparisons as a table with ``columns``, in their order."""
+    return pd.DataFrame.from_records(records, columns=list(columns))

@@ -7,7 +7,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,22 @@ def frame_records(frame: Any) -> list[dict[str, Any]]:
     """
     names = [str(name) for name in frame.columns]
     return [dict(zip(names, values, strict=True)) for values in frame.to_numpy(dtype=object).tolist()]
+
+
+def column_records(columns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a table held as named columns (arrays or lists of equal length), as dicts of plain Python values.
+
+    What :func:`frame_records` gives for ``pandas.DataFrame(columns)``, without building the frame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> column_records({"arm": np.array(["A", "B"], dtype=object), "rate": np.array([0.1, 0.2]), "best": [False, True]})
+    [{'arm': 'A', 'rate': 0.1, 'best': False}, {'arm': 'B', 'rate': 0.2, 'best': True}]
+    """
+    names = list(columns)
+    values = [column.tolist() if isinstance(column, np.ndarray) else list(column) for column in columns.values()]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 def write_json(path: str | Path, payload: dict[str, Any], *, indent: int | None = 2) -> Path:

@@ -53,7 +53,7 @@ from abpool.data import Cells
 from abpool.diagnostics import Diagnostics
 from abpool.draws import TreeField, draw_tree
 from abpool.errors import ConvergenceError, ConvergenceWarning, InvalidArgumentError, InvalidDataError
-from abpool.io import frame_records, to_jsonable
+from abpool.io import column_records, to_jsonable
 from abpool.metric import BINARY, Metric
 from abpool.panel import PanelEntry
 
@@ -487,7 +487,8 @@ class Result(ABC):
         return self._by_cell("expected_loss")
 
     @cached_property
-    def _summary(self) -> pd.DataFrame:
+    def _summary_columns(self) -> dict[str, Any]:
+        """The summary's columns under the contract's names: the frame, the JSON and a batch's rows come from them."""
         draws = self._rates
         _, n_segments, n_arms = draws.shape
         tail = (1.0 - self.ci) / 2.0
@@ -537,8 +538,23 @@ class Result(ABC):
             for name, value in observed.items()
             if np.issubdtype(np.asarray(value).dtype, np.integer)
         }
+        return keys | counts | values
+
+    @cached_property
+    def _summary(self) -> pd.DataFrame:
         # Built in one go from columns: inserting and assigning into a frame costs more than the answers.
-        return pd.DataFrame(keys | counts | values)
+        return pd.DataFrame(self._summary_columns)
+
+    def summary_records(self) -> list[dict[str, Any]]:
+        """:meth:`summary` as records, one dict per row, built without a DataFrame.
+
+        The JSON and a batch's results table read the answers this way: a
+        frame of a few rows costs more to build and walk than the answers.
+        """
+        columns = self._summary_columns
+        if self.column_names:
+            columns = {self.column_names.get(name, name): values for name, values in columns.items()}
+        return column_records(columns)
 
     def summary(self) -> pd.DataFrame:
         """One row per arm (per segment and arm when segmented); columns from :data:`VOCABULARY`.
@@ -557,7 +573,7 @@ class Result(ABC):
         return self._summary.copy()
 
     @cached_property
-    def _population(self) -> pd.DataFrame:
+    def _population_records(self) -> list[dict[str, Any]]:
         rows = []
         for row in self._population_rows():
             values = np.asarray(row["draws"], dtype=float).ravel()
@@ -573,7 +589,11 @@ class Result(ABC):
                     "prob_positive": float(np.mean(values > 0)) if row.get("effect") else np.nan,
                 }
             )
-        return _keep_none(pd.DataFrame(rows, columns=list(POPULATION_COLUMNS)), "arm")
+        return rows
+
+    @cached_property
+    def _population(self) -> pd.DataFrame:
+        return _keep_none(pd.DataFrame(self._population_records, columns=list(POPULATION_COLUMNS)), "arm")
 
     def population(self) -> pd.DataFrame:
         """Population-level answers, one row per quantity; columns from :data:`POPULATION_COLUMNS`."""
@@ -601,23 +621,39 @@ class Result(ABC):
         if skipped is not None:
             raise InvalidArgumentError(skipped)
 
-        table = self._classical_comparisons()
-        # Read as columns: a walk over the rows (itertuples) costs more than the probabilities.
-        segments = table["segment"].tolist() if self.segmented else [None] * len(table)
-        table["prob_greater"] = [
-            self._prob_greater_matrix(self.segment_index(segment))[self.arm_index(arm_i), self.arm_index(arm_j)]
-            for segment, arm_i, arm_j in zip(segments, table["arm_i"].tolist(), table["arm_j"].tolist(), strict=True)
+        columns = [*self._classical_columns(), "prob_greater"]
+        return pd.DataFrame.from_records(self._classical_answers(), columns=columns)
+
+    def _classical_answers(self) -> list[dict[str, Any]]:
+        """The classical tests as records, each with its ``prob_greater``: :meth:`classical`'s rows."""
+        return [
+            record
+            | {
+                "prob_greater": self._prob_greater_matrix(self.segment_index(record["segment"]))[
+                    self.arm_index(record["arm_i"]), self.arm_index(record["arm_j"])
+                ]
+            }
+            for record in self._classical_records()
         ]
-        return table
 
-    def _classical_comparisons(self) -> pd.DataFrame:
+    def _classical_records(self) -> list[dict[str, Any]]:
         """The classical tests of this model's data (see :mod:`abpool.classical`), before ``prob_greater``."""
-        from abpool.classical import classical_comparisons
+        from abpool.classical import classical_records
 
-        return classical_comparisons(self.cells, control=self.control)
+        return classical_records(self.cells, control=self.control)
+
+    def _classical_columns(self) -> dict[str, str]:
+        """The columns of :meth:`_classical_records`, described."""
+        from abpool.classical import CLASSICAL_COLUMNS
+
+        return CLASSICAL_COLUMNS
 
     def pairwise(self) -> pd.DataFrame | None:
         """``P(arm_i > arm_j)`` for every ordered pair within each segment; None beyond ``MAX_PAIRWISE_ARMS``."""
+        columns = self._pairwise_columns()
+        return None if columns is None else pd.DataFrame(columns)
+
+    def _pairwise_columns(self) -> dict[str, Any] | None:
         if len(self.arms) > MAX_PAIRWISE_ARMS:
             return None
         n_arms = len(self.arms)
@@ -635,7 +671,7 @@ class Result(ABC):
         }
         if not self.segmented:
             del columns["segment"]
-        return pd.DataFrame(columns)
+        return columns
 
     @cached_property
     def _prob_greater_matrices(self) -> dict[int, NDArray[np.float64]]:
@@ -715,7 +751,7 @@ class Result(ABC):
         return self._srm.copy()
 
     @cached_property
-    def _srm(self) -> pd.DataFrame:
+    def _srm_records(self) -> list[dict[str, Any]]:
         n = self._cell_sizes()
         split = np.ones(len(self.arms)) if self.split is None else np.asarray(self.split, dtype=float)
         expected = split / split.sum()
@@ -736,22 +772,25 @@ class Result(ABC):
                     "trials": dict(zip(self.arms, [int(c) for c in counts], strict=True)),
                 }
             )
-        return _keep_none(pd.DataFrame(rows), "segment")
+        return rows
+
+    @cached_property
+    def _srm(self) -> pd.DataFrame:
+        return _keep_none(pd.DataFrame(self._srm_records), "segment")
 
     def srm_flagged(self) -> bool:
         """Whether any sample ratio mismatch test (overall or per segment) is flagged."""
-        return bool(self._srm["flagged"].any())
+        return any(row["flagged"] for row in self._srm_records)
 
     @cached_property
-    def _recommendations(self) -> pd.DataFrame:
+    def _recommendation_records(self) -> list[dict[str, Any]]:
         n = self._cell_sizes()
-        # The summary's rows run segment by segment, arms in order: its losses as one (segments, arms) array,
-        # read once (a summary row as a Series costs more than the decision).
-        losses = self._summary["expected_loss"].to_numpy().reshape(-1, len(self.arms))
+        # The summary's rows run segment by segment, arms in order: its losses as one (segments, arms) array.
+        losses = self._summary_columns["expected_loss"].reshape(-1, len(self.arms))
         rows = []
         for s, segment in enumerate(self.segments or (None,)):
             decision, arm = decisions.recommend(
-                self._rates[:, s, :], self.control_index, threshold=self.threshold, rope=self.rope
+                self._rates[:, s, :], self.control_index, threshold=self.threshold, rope=self.rope, losses=losses[s]
             )
             small = [a for a, trials in zip(self.arms, n[s], strict=True) if trials < decisions.SMALL_SAMPLE]
             best = int(losses[s].argmin())
@@ -765,7 +804,11 @@ class Result(ABC):
                     "small_sample_arms": small,
                 }
             )
-        return _keep_none(pd.DataFrame(rows), "segment", "arm")
+        return rows
+
+    @cached_property
+    def _recommendations(self) -> pd.DataFrame:
+        return _keep_none(pd.DataFrame(self._recommendation_records), "segment", "arm")
 
     def recommendations(self) -> pd.DataFrame:
         """The expected-loss rule's decision for the experiment, or for each segment.
@@ -792,11 +835,10 @@ class Result(ABC):
 
     def recommendation_sentences(self, limit: int = 12) -> list[str]:
         """The recommendation in words: first in the terminal and the report."""
-        table = self._recommendations
+        records = self._recommendation_records
         metric = self.metric
         sentences = []
-        # Rows as records: pandas' itertuples costs more than the sentences.
-        for row in map(lambda record: SimpleNamespace(**record), frame_records(table.iloc[:limit])):
+        for row in map(lambda record: SimpleNamespace(**record), records[:limit]):
             where = f"{row.segment}: " if self.segmented else ""
             if row.decision == decisions.SHIP and row.arm == self.control:
                 # A control named "control" would read "Keep the control control".
@@ -831,18 +873,17 @@ class Result(ABC):
                     "estimates rest mostly on the prior and the other arms."
                 )
             sentences.append(where + text)
-        if self.segmented and len(table) > limit:
-            counts = table["decision"].value_counts()
+        if self.segmented and len(records) > limit:
+            counts = self._recommendations["decision"].value_counts()
             listed = "; ".join(f"{decision} in {count:,}" for decision, count in counts.items())
-            sentences.append(f"… {len(table) - limit:,} more segments; over all {len(table):,}: {listed}.")
+            sentences.append(f"… {len(records) - limit:,} more segments; over all {len(records):,}: {listed}.")
         return sentences
 
     def srm_sentences(self, limit: int = 6) -> list[str]:
         """Warnings of a sample ratio mismatch, one per flagged test (none when the split looks right)."""
         sentences = []
-        flagged = self.srm()
-        flagged = flagged[flagged["flagged"]]
-        for row in flagged.iloc[:limit].itertuples(index=False):
+        flagged = [SimpleNamespace(**row) for row in self._srm_records if row["flagged"]]
+        for row in flagged[:limit]:
             where = "overall" if row.segment is None else f"in segment {row.segment}"
             observed = ", ".join(f"{arm} {share:.1%}" for arm, share in row.observed_shares.items())
             expected = ", ".join(f"{arm} {share:.1%}" for arm, share in row.expected_shares.items())
@@ -912,7 +953,7 @@ class Result(ABC):
 
     def to_dict(self) -> dict[str, Any]:
         """Everything in the result as plain JSON-ready data (see docs/vocabulary.md for the schema)."""
-        pairwise = self.pairwise()
+        pairwise = self._pairwise_columns()
         payload: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "model": self.model,
@@ -930,20 +971,20 @@ class Result(ABC):
                 "threshold": self.threshold,
                 "rope": self.threshold if self.rope is None else self.rope,
                 "rope_probability": decisions.ROPE_PROBABILITY,
-                "decisions": frame_records(self._recommendations),
-                "sentences": self.recommendation_sentences(limit=len(self._recommendations)),
+                "decisions": self._recommendation_records,
+                "sentences": self.recommendation_sentences(limit=len(self._recommendation_records)),
             },
             "srm": {
                 "alpha": decisions.SRM_ALPHA,
                 "flagged": self.srm_flagged(),
-                "tests": frame_records(self._srm),
+                "tests": self._srm_records,
             },
             "calibration": self.calibration,
             "sensitivity": self.prior_sensitivity,
-            "summary": frame_records(self.summary()),
-            "population": frame_records(self._population),
-            "prob_greater": None if pairwise is None else frame_records(pairwise),
-            "classical": None if self.classical_skipped() else frame_records(self.classical()),
+            "summary": self.summary_records(),
+            "population": self._population_records,
+            "prob_greater": None if pairwise is None else column_records(pairwise),
+            "classical": None if self.classical_skipped() else self._classical_answers(),
             "diagnostics": self.diagnostics.to_dict(),
             "provenance": self.provenance(),
         }

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from abpool.io import frame_records
-
 OK, UNCONVERGED, REFUSED = "ok", "unconverged", "refused"
 # The model name a batch of several metrics per experiment records: each metric has its own model.
 METRICS = "metrics"
@@ -23,7 +21,7 @@ METRICS = "metrics"
 
 def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
     """The results-table rows of one fitted experiment: its summary, decision, guardrail and diagnostics."""
-    by_segment = {row["segment"]: row for row in frame_records(result.recommendations())}
+    by_segment = {row["segment"]: row for row in result._recommendation_records}
     diagnostics = result.diagnostics
     provenance = result.provenance()
     # The same for every row of the experiment: built once, then each row is its summary row merged in.
@@ -44,7 +42,7 @@ def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
         "abpool_version": provenance["abpool_version"],
     }
     rows = []
-    for row in frame_records(result.summary()):
+    for row in result.summary_records():
         decision = by_segment[row.get("segment")]
         rows.append(first | row | {"decision": decision["decision"], "decision_arm": decision["arm"]} | last)
     return rows

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from abpool._allocator import keep_freed_memory
 from abpool._version import __version__
 from abpool.batch.rows import METRICS, OK, REFUSED, UNCONVERGED, experiment_outcome
 from abpool.data import Cells
@@ -239,7 +240,7 @@ class Engine:
 
         # Spawned, not forked: a fork would copy this process's threads (numba, DuckDB) mid-flight.
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=keep_freed_memory)
         # A spawning pool starts a worker per task submitted while none is idle: one warm-up each starts them all.
         for _ in range(self.workers):
             self._pool.submit(warm_up)
@@ -284,6 +285,8 @@ class Engine:
                 n_workers=max(1, self.workers), threads_per_worker=1, processes=True, dashboard_address=None
             )
             client = Client(cluster)
+            # Workers this batch started are its own processes, tuned as the pool's are.
+            client.run(keep_freed_memory)
         else:
             try:
                 client = Client(self.scheduler, timeout="10s")

@@ -16,6 +16,7 @@ import typer
 import typer.core
 from rich.console import Console
 
+from abpool._allocator import keep_freed_memory
 from abpool._version import __version__
 from abpool.errors import AbpoolError, ConvergenceError
 from abpool.panel import is_no_pooling
@@ -371,6 +372,7 @@ def run(argv: list[str] | None = None) -> None:
     if not args:
         args = ["--help"]
     _show_notices()
+    keep_freed_memory()
     try:
         code = app(args=args, prog_name="abpool", standalone_mode=False)
     except Exception as exc:

@@ -7,7 +7,6 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from abpool import _format as fmt
@@ -167,10 +166,15 @@ class MeansResult(ReportableResult):
     def panel_entry(cls, item: Any) -> PanelEntry:
         return means_panel_entry(item)
 
-    def _classical_comparisons(self) -> pd.DataFrame:
-        from abpool.classical import welch_comparisons
+    def _classical_records(self) -> list[dict[str, Any]]:
+        from abpool.classical import welch_records
 
-        return welch_comparisons(self.cells)
+        return welch_records(self.cells)
+
+    def _classical_columns(self) -> dict[str, str]:
+        from abpool.classical import WELCH_COLUMNS
+
+        return WELCH_COLUMNS
 
     # ------------------------------------------------------------------ words
     def question(self) -> str:
