@@ -71,3 +71,23 @@ def test_many_segments_are_answered_in_blocks_with_the_same_numbers(rng, monkeyp
     assert in_blocks.keys() == at_once.keys()
     for key, value in at_once.items():
         np.testing.assert_array_equal(in_blocks[key], value, err_msg=key)
+
+
+def test_a_summary_of_many_segments_is_answered_in_blocks_with_the_same_numbers(rng, monkeypatch) -> None:
+    # Means, spreads and highest density intervals of 150 segments computed block by block on threads,
+    # against the whole array at once: the same bits.
+    draws = rng.beta(3.0, 7.0, size=(700, 150, 2))
+    in_blocks = decisions.rate_answers(draws, 0, [0.05, 0.5, 0.95], 0.9, rope=0.05)
+    ordered = decisions.sorted_columns(draws)
+    low, high = decisions.highest_density_interval(draws, 0.9, ordered=ordered)
+    expected = {
+        "mean": draws.mean(axis=0),
+        "sd": draws.std(axis=0, ddof=1),
+        "hdi_low": low.reshape(150, 2),
+        "hdi_high": high.reshape(150, 2),
+    }
+    monkeypatch.setattr(decisions, "_SEGMENT_BLOCK", 10**9)
+    expected |= decisions.cell_answers(draws, 0, [0.05, 0.5, 0.95], ordered=ordered, rope=0.05)
+    assert in_blocks.keys() == expected.keys()
+    for key, value in expected.items():
+        np.testing.assert_array_equal(in_blocks[key], value, err_msg=key)

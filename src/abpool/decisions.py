@@ -16,7 +16,7 @@ np.True_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -325,20 +325,56 @@ def _cell_answers_by_block(
     draws: NDArray, control: int, probs: Sequence[float], ordered: NDArray | None, rope: float | None
 ) -> dict[str, NDArray]:
     """:func:`cell_answers` of blocks of segments, joined: the same numbers for each cell."""
+    arms = draws.shape[2]
+
+    def answer(start: int, block: NDArray) -> dict[str, NDArray]:
+        rows = None if ordered is None else ordered[start * arms : (start + block.shape[1]) * arms]
+        return cell_answers(block, control, probs, ordered=rows, rope=rope)
+
+    return _by_segment_block(answer, draws)
+
+
+def _by_segment_block(answer: Callable[[int, NDArray], dict[str, NDArray]], draws: NDArray) -> dict[str, NDArray]:
+    """``answer(first segment, draws of a block of segments)`` on every block, on every core; the blocks joined."""
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    segments, arms = draws.shape[1], draws.shape[2]
+    segments = draws.shape[1]
     starts = range(0, segments, _SEGMENT_BLOCK)
-
-    def answer(start: int) -> dict[str, NDArray]:
-        stop = min(start + _SEGMENT_BLOCK, segments)
-        rows = None if ordered is None else ordered[start * arms : stop * arms]
-        return cell_answers(draws[:, start:stop], control, probs, ordered=rows, rope=rope)
-
     with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
-        parts = list(pool.map(answer, starts))
+        parts = list(pool.map(lambda start: answer(start, draws[:, start : start + _SEGMENT_BLOCK]), starts))
     return {key: np.concatenate([part[key] for part in parts], axis=_SEGMENT_AXIS.get(key, 0)) for key in parts[0]}
+
+
+def rate_answers(
+    draws: NDArray, control: int, probs: Sequence[float], level: float, *, rope: float | None = None
+) -> dict[str, NDArray]:
+    """Everything a summary reports of rate draws ``(draws, segments, arms)``, by blocks of segments on every core.
+
+    :func:`cell_answers`, and each cell's ``mean``, ``sd`` (``ddof=1``) and
+    highest density interval at ``level`` (``hdi_low``, ``hdi_high``), each
+    ``(segments, arms)``. The same numbers as computing each over the whole
+    array: a block's sort, mean and spread are those of its own columns.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> found = rate_answers(np.array([[[0.1, 0.2]], [[0.3, 0.2]], [[0.2, 0.4]]]), 0, [0.5], 0.5)
+    >>> found["mean"].round(3).tolist(), found["hdi_low"].tolist(), found["rate"].tolist()
+    ([[0.2, 0.267]], [[0.2, 0.2]], [[[0.2, 0.2]]])
+    """
+    segments, arms = draws.shape[1], draws.shape[2]
+    if segments > _SEGMENT_BLOCK:
+        return _by_segment_block(lambda _, block: rate_answers(block, control, probs, level, rope=rope), draws)
+    ordered = sorted_columns(draws)
+    low, high = highest_density_interval(draws, level, ordered=ordered)
+    found = cell_answers(draws, control, probs, ordered=ordered, rope=rope)
+    return found | {
+        "mean": draws.mean(axis=0),
+        "sd": draws.std(axis=0, ddof=1),
+        "hdi_low": low.reshape(segments, arms),
+        "hdi_high": high.reshape(segments, arms),
+    }
 
 
 def prob_in_rope(difference: NDArray, rope: float) -> NDArray:

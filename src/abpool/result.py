@@ -493,21 +493,18 @@ class Result(ABC):
         _, n_segments, n_arms = draws.shape
         tail = (1.0 - self.ci) / 2.0
         probs = [tail, 0.5, 1.0 - tail]
-        # One sort per quantity serves its quantiles and its highest density interval.
-        ordered = decisions.sorted_columns(draws)
-        hdi_low, hdi_high = decisions.highest_density_interval(draws, self.ci, ordered=ordered)
-        found = decisions.cell_answers(draws, self.control_index, probs, ordered=ordered, rope=self.rope)
+        found = decisions.rate_answers(draws, self.control_index, probs, self.ci, rope=self.rope)
         quantiles, lift_q, rel_q = found["rate"], found["lift"], found["relative_lift"]
         observed = self._observed_columns()
         columns: dict[str, Any] = {
             **observed,
             "rate": quantiles[1],
-            "rate_mean": draws.mean(axis=0),
-            "rate_sd": draws.std(axis=0, ddof=1),
+            "rate_mean": found["mean"],
+            "rate_sd": found["sd"],
             "rate_ci_low": quantiles[0],
             "rate_ci_high": quantiles[2],
-            "rate_hdi_low": hdi_low.reshape(n_segments, n_arms),
-            "rate_hdi_high": hdi_high.reshape(n_segments, n_arms),
+            "rate_hdi_low": found["hdi_low"],
+            "rate_hdi_high": found["hdi_high"],
             "pooling": self._pooling(),
             "lift": lift_q[1],
             "lift_ci_low": lift_q[0],

@@ -74,7 +74,12 @@ ChainsOpt = Annotated[
     int, typer.Option("--chains", metavar="N", help="Chains, run in parallel on the available cores.")
 ]
 AcceptOpt = Annotated[
-    float, typer.Option("--target-accept", metavar="P", help="NUTS target acceptance (0.99 on a refit).")
+    float | None,
+    typer.Option(
+        "--target-accept",
+        metavar="P",
+        help="NUTS target acceptance [0.95; 0.8 from 2,000 segments on the default path; 0.99 on a refit].",
+    ),
 ]
 
 
@@ -97,7 +102,7 @@ def segments(
     draws: DrawsOpt = None,
     tune: TuneOpt = None,
     chains: ChainsOpt = 4,
-    target_accept: AcceptOpt = 0.95,
+    target_accept: AcceptOpt = None,
     ci: CiOpt = 0.95,
     rope: RopeOpt = None,
     threshold: ThresholdOpt = DEFAULT_THRESHOLD,

@@ -38,6 +38,29 @@ _RHAT_TARGET = 0.0085
 DEFAULT_DRAWS = 1_000
 KERNEL_TUNE = 500
 DEFAULT_TUNE = 1_000
+# NUTS target acceptance. 0.95 keeps the funnel of a few segments free of divergences (0.8 diverged on the
+# article's four cells). With thousands of segments the hierarchy's scales are pinned down by the segments
+# themselves and the posterior is close to Gaussian, where the step size, not the geometry, sets the cost:
+# 0.8 (Stan's and nutpie's default) halves the leapfrog steps. At 10,000 segments × 100 users it took 31 steps
+# per draw instead of 63, with 0 divergences and max R-hat 1.0079 (1.0087 at 0.95); at 2,000 segments × 100
+# and × 100,000 users, 5,000 × 1,000 and 10,000 × 10 it converged at the first attempt with 0 divergences.
+# Any divergence or missed check still refits at 0.99.
+DEFAULT_TARGET_ACCEPT = 0.95
+MANY_SEGMENTS_TARGET_ACCEPT = 0.8
+MANY_SEGMENTS = 2_000
+
+
+def default_target_accept(segments: int, *, kernel: bool = True) -> float:
+    """NUTS target acceptance of a first fit: 0.95, or 0.8 from :data:`MANY_SEGMENTS` segments on the default path.
+
+    The other forms and samplers keep 0.95 at every size.
+
+    Examples
+    --------
+    >>> default_target_accept(4), default_target_accept(10_000), default_target_accept(10_000, kernel=False)
+    (0.95, 0.8, 0.95)
+    """
+    return MANY_SEGMENTS_TARGET_ACCEPT if kernel and segments >= MANY_SEGMENTS else DEFAULT_TARGET_ACCEPT
 
 
 def default_draws(parameters: int) -> int:
@@ -77,7 +100,7 @@ def analyze_segments(
     draws: int | None = None,
     tune: int | None = None,
     chains: int = 4,
-    target_accept: float = 0.95,
+    target_accept: float | None = None,
     ci: float = 0.95,
     rope: float | None = None,
     threshold: float = DEFAULT_THRESHOLD,
@@ -132,8 +155,10 @@ def analyze_segments(
         1,000 and missed R-hat, 1.013, with 500).
     chains : int
         Chains, run in parallel.
-    target_accept : float
-        NUTS target acceptance; a fit with problems is refitted once at 0.99.
+    target_accept : float, optional
+        NUTS target acceptance; by default 0.95, and 0.8 on the default path
+        from 2,000 segments on (:func:`default_target_accept`), where it halves
+        the leapfrog steps. A fit with problems is refitted once at 0.99.
     ci : float
         Credible level of every interval.
     rope : float, optional
@@ -177,7 +202,8 @@ def analyze_segments(
     form = check_form(parameterisation, correlated=correlated)
     ci = check_level(ci)
     rope = check_optional(rope, check_positive, "rope", hint=" (a lift half-width such as 0.01)")
-    target_accept = check_real(target_accept, "target_accept", low=0.5, high=1.0, high_open=True)
+    if target_accept is not None:
+        target_accept = check_real(target_accept, "target_accept", low=0.5, high=1.0, high_open=True)
     draws = None if draws is None else check_draws_per_chain(draws)
     tune = None if tune is None else check_int(tune, "tune", minimum=1)
     chains = check_chains(chains)
@@ -205,6 +231,8 @@ def analyze_segments(
     kernel = sampler == "nutpie" and form == "conditioned" and not correlated
     if tune is None:
         tune = KERNEL_TUNE if kernel else DEFAULT_TUNE
+    if target_accept is None:
+        target_accept = default_target_accept(n_segments, kernel=kernel)
     if kernel:
         # The default path: the model's log density written out (segments.density), compiled once per
         # machine; nutpie samples it with no PyMC model to build and nothing to compile in this process.
