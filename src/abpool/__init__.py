@@ -37,6 +37,7 @@ if typing.TYPE_CHECKING:
     from abpool.batch import BatchResult, analyze_batch
     from abpool.scorecard import Scorecard, analyze_metrics
     from abpool.store import load
+    from abpool.tuning import tune_process
 
 # Public names imported on first use: the batch machinery, the scorecard and saving pull in SciPy and much of
 # the package, which a one-off fit (above all ``abpool segments``) never needs. Models above stay eager: they
@@ -50,6 +51,7 @@ _ON_FIRST_USE: dict[str, tuple[str, str | None]] = {
     "datasets": ("abpool.datasets", None),
     "load": ("abpool.store", "load"),
     "plots": ("abpool.plots", None),
+    "tune_process": ("abpool.tuning", "tune_process"),
 }
 
 
@@ -98,4 +100,5 @@ __all__ = [
     "load",
     "load_cells",
     "plots",
+    "tune_process",
 ]

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from abpool._allocator import keep_freed_memory
 from abpool._version import __version__
 from abpool.batch.rows import METRICS, OK, REFUSED, UNCONVERGED, experiment_outcome
 from abpool.data import Cells
 from abpool.errors import AbpoolError
 from abpool.io import to_jsonable, write_json
+from abpool.tuning import tune_process
 
 ENGINES = ("process", "pool", "dask")
 # Experiments sent to a pool worker at once: a fast fit costs little more than its round trip through the
@@ -240,7 +240,7 @@ class Engine:
 
         # Spawned, not forked: a fork would copy this process's threads (numba, DuckDB) mid-flight.
         context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=keep_freed_memory)
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=tune_process)
         # A spawning pool starts a worker per task submitted while none is idle: one warm-up each starts them all.
         for _ in range(self.workers):
             self._pool.submit(warm_up)
@@ -286,7 +286,7 @@ class Engine:
             )
             client = Client(cluster)
             # Workers this batch started are its own processes, tuned as the pool's are.
-            client.run(keep_freed_memory)
+            client.run(tune_process)
         else:
             try:
                 client = Client(self.scheduler, timeout="10s")

@@ -16,10 +16,10 @@ import typer
 import typer.core
 from rich.console import Console
 
-from abpool._allocator import keep_freed_memory
 from abpool._version import __version__
 from abpool.errors import AbpoolError, ConvergenceError
 from abpool.panel import is_no_pooling
+from abpool.tuning import keep_freed_memory
 
 # Typer shows a required argument as "{DATA}" in the usage line and appends its type ("DATA <path>") in the
 # help; the usage conventions are a bare DATA, and the argument's help already says what it is.

@@ -135,7 +135,10 @@ def batch(
     Otherwise the variants model. Example: abpool batch experiments.parquet --experiment test_id --out results/
     """
     from abpool.batch import analyze_batch
+    from abpool.tuning import tune_process
 
+    # Fits in this process too (the default engine): one BLAS thread, freed memory kept, as in the workers.
+    tune_process()
     options = given(control=control, prior=prior, draws=draws, threshold=threshold, rope=rope, cap=cap)
     engine = "dask" if dask else ("pool" if workers > 1 else "process")
     show = stderr.is_terminal

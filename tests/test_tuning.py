@@ -17,7 +17,7 @@ PROBE = textwrap.dedent(
     """
     import resource
     import numpy as np
-    from abpool._allocator import keep_freed_memory
+    from abpool.tuning import keep_freed_memory
 
     def faults():
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -46,6 +46,18 @@ def test_freed_blocks_are_reused_without_page_faults() -> None:
 
 
 def test_tuning_twice_changes_nothing() -> None:
-    from abpool._allocator import keep_freed_memory
+    from abpool.tuning import keep_freed_memory
 
     assert keep_freed_memory() == keep_freed_memory() == GLIBC
+
+
+def test_a_tuned_process_runs_blas_on_one_thread() -> None:
+    code = (
+        "import numpy as np, abpool\n"
+        "from threadpoolctl import threadpool_info\n"
+        "abpool.tune_process()\n"
+        "np.ones((200, 200)) @ np.ones(200)\n"
+        "print(sorted({pool['num_threads'] for pool in threadpool_info() if pool['user_api'] == 'blas'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[1]", out
