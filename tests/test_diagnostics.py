@@ -89,3 +89,18 @@ def test_ranks_with_any_ties_are_scipys_average_ranks(rng) -> None:
         elif trial % 3 == 2:
             values = rng.integers(0, int(rng.integers(1, 20)), size=(rows, n)).astype(float)
         assert np.array_equal(_ranks_by_row(values), rankdata(values, axis=1))
+
+
+def test_the_diagnostics_say_how_many_values_they_checked() -> None:
+    rng = np.random.default_rng(3)
+    posterior = xr.Dataset(
+        {
+            "sigma": (("chain", "draw"), rng.normal(size=(4, 500))),
+            "a": (("chain", "draw", "segment"), rng.normal(size=(4, 500, 3))),
+            "b": (("chain", "draw", "segment", "treatment"), rng.normal(size=(4, 500, 3, 2))),
+        }
+    )
+    found = mcmc_diagnostics(posterior, ["sigma", "a", "b"], divergences=0, target_accept=0.9, attempts=1)
+    assert found.checked_values == 1 + 3 + 6
+    assert "over 10 values of 3 parameters (sigma, a, b)" in found.describe()
+    assert found.to_dict()["checked_values"] == 10

@@ -50,6 +50,9 @@ class Diagnostics:
         Fits run (2 when a refit was needed).
     checked : list of str
         Parameters whose R-hat and ESS were checked.
+    checked_values : int or None
+        Scalar quantities checked over those parameters (every segment's intercept and slope, …):
+        the largest R-hat and smallest ESS are taken over all of them. None for the exact engine.
     warnings : list of str
         Plain-language problems found.
     """
@@ -68,6 +71,7 @@ class Diagnostics:
     attempts: int = 1
     checked: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    checked_values: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
@@ -85,6 +89,10 @@ class Diagnostics:
         --------
         >>> Diagnostics("exact", True, 0, None, 2e4, 2e4, 20_000, 1, edge_mass=0.0, grid_points=6144).describe()
         'exact engine: 20,000 independent draws, 6,144 grid cells, mass beyond the grid none; converged'
+        >>> mcmc = Diagnostics("mcmc", True, 0, 1.004, 2e3, 1.5e3, 1_000, 4, target_accept=0.95, checked=["mu", "tau"],
+        ...                    checked_values=5)
+        >>> mcmc.describe().split("; ")[1]
+        'divergences 0, max R-hat 1.004, min ESS bulk 2,000 / tail 1,500 over 5 values of 2 parameters (mu, tau)'
         """
         if self.engine == "exact":
             edge = "unknown" if self.edge_mass is None else "none" if self.edge_mass == 0 else f"{self.edge_mass:.1e}"
@@ -96,10 +104,23 @@ class Diagnostics:
             detail = (
                 f"MCMC: {self.chains} chains × {self.draws:,} draws, target_accept {self.target_accept}, "
                 f"attempts {self.attempts}; divergences {self.divergences}, max R-hat {fmt.number(self.max_rhat, 4)}, "
-                f"min ESS bulk {self.min_ess_bulk:,.0f} / tail {self.min_ess_tail:,.0f} "
-                f"over {len(self.checked)} parameter(s)"
+                f"min ESS bulk {self.min_ess_bulk:,.0f} / tail {self.min_ess_tail:,.0f} over {self.checked_over()}"
             )
         return f"{detail}; {self.status}"
+
+    def checked_over(self) -> str:
+        """What the largest R-hat and smallest ESS are taken over, in words: values, and the parameters holding them.
+
+        Examples
+        --------
+        >>> Diagnostics("mcmc", True, 0, 1.0, 4e3, 4e3, 1_000, 4, checked=["a", "b"], checked_values=101).checked_over()
+        '101 values of 2 parameters (a, b)'
+        """
+        names = fmt.names_list(list(self.checked), 8)
+        parameters = f"{len(self.checked)} parameter{'' if len(self.checked) == 1 else 's'} ({names})"
+        if self.checked_values is None:
+            return parameters
+        return f"{self.checked_values:,} value{'' if self.checked_values == 1 else 's'} of {parameters}"
 
 
 def independent_draws(
@@ -324,8 +345,8 @@ def ess_tail(ary: np.ndarray) -> float:
     return float(rhat_ess(np.asarray(ary, dtype=float)[None])[2][0])
 
 
-def _per_quantity(posterior: Any, var_names: list[str]) -> tuple[float, float, float]:
-    """Largest R-hat and smallest bulk and tail ESS over every element of the named variables."""
+def _per_quantity(posterior: Any, var_names: list[str]) -> tuple[float, float, float, int]:
+    """Largest R-hat and smallest bulk and tail ESS over every element of the named variables, and how many."""
     series = []
     for name in var_names:
         values = np.asarray(posterior[name].transpose("chain", "draw", ...).values, dtype=float)
@@ -340,7 +361,7 @@ def _per_quantity(posterior: Any, var_names: list[str]) -> tuple[float, float, f
     worst = float(np.max(checked)) if checked.size and not np.isnan(checked).any() else float("nan")
     if not moving.any():
         worst = 1.0
-    return worst, float(np.min(bulk)), float(np.min(tail))
+    return worst, float(np.min(bulk)), float(np.min(tail)), int(values.shape[0])
 
 
 def mcmc_diagnostics(
@@ -355,7 +376,7 @@ def mcmc_diagnostics(
         raise ValueError(f"cannot check convergence of {missing_names}: not in the posterior")
     chains = int(posterior.sizes["chain"])
     draws = int(posterior.sizes["draw"])
-    max_rhat, min_bulk, min_tail = _per_quantity(posterior, var_names)
+    max_rhat, min_bulk, min_tail, values = _per_quantity(posterior, var_names)
     problems = []
     if divergences:
         problems.append(f"{divergences} divergent transitions: the posterior was not fully explored")
@@ -376,5 +397,6 @@ def mcmc_diagnostics(
         target_accept=target_accept,
         attempts=attempts,
         checked=list(var_names),
+        checked_values=values,
         warnings=problems,
     )

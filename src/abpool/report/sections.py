@@ -228,7 +228,7 @@ def diagnostic_blocks(result: Result, *, figures: bool = True) -> tuple[Block, .
                     "smallest ESS (bulk / tail)",
                     f"{diag.min_ess_bulk:,.0f} / {diag.min_ess_tail:,.0f} (want ≥ {100 * diag.chains})",
                 ),
-                ("parameters checked", ", ".join(diag.checked)),
+                ("parameters checked", diag.checked_over()),
                 ("target_accept, attempts", f"{diag.target_accept}, {diag.attempts}"),
             ),
         ),
