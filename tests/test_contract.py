@@ -287,3 +287,19 @@ def test_every_model_checks_its_prior_sensitivity(result, tmp_path) -> None:
     assert checked.to_dict()["sensitivity"] == found
     assert len(found["decisions"]) == 3 * max(1, len(result.segments))
     assert "Would a different prior change the decision?" in checked.to_html()
+
+
+def test_records_are_the_tables_rows(result) -> None:
+    # The JSON and a batch's rows read the answers as records, built without DataFrames: they must be the rows
+    # of the public tables, value for value (NaN for NaN), under the same column names.
+    from abpool.io import frame_records, to_jsonable
+
+    assert to_jsonable(result.summary_records()) == to_jsonable(frame_records(result.summary()))
+    assert to_jsonable(result.recommendation_records()) == to_jsonable(frame_records(result.recommendations()))
+    payload = result.to_dict()
+    assert payload["population"] == to_jsonable(frame_records(result.population()))
+    assert payload["srm"]["tests"] == to_jsonable(frame_records(result.srm()))
+    pairwise = result.pairwise()
+    assert payload["prob_greater"] == (None if pairwise is None else to_jsonable(frame_records(pairwise)))
+    if payload["classical"] is not None:
+        assert payload["classical"] == to_jsonable(frame_records(result.classical()))

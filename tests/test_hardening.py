@@ -163,6 +163,8 @@ def test_segments_settings_too_small_are_refused() -> None:
     [
         (["--draws", "5"], "draws must be an integer of at least 100 per chain, got 5"),
         (["--tune", "0"], "tune must be an integer of at least 1, got 0"),
+        (["--target-accept", "1.5"], "target_accept must be between 0.5 and 1 (exclusive), got 1.5"),
+        (["--target-accept", "0.3"], "target_accept must be between 0.5 and 1 (exclusive), got 0.3"),
     ],
 )
 def test_segments_draws_and_tuning_left_to_their_defaults_are_still_checked_when_given(tmp_path, args, message) -> None:

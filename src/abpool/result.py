@@ -807,6 +807,10 @@ class Result(ABC):
     def _recommendations(self) -> pd.DataFrame:
         return _keep_none(pd.DataFrame(self._recommendation_records), "segment", "arm")
 
+    def recommendation_records(self) -> list[dict[str, Any]]:
+        """:meth:`recommendations` as records, one dict per row (copies), built without a DataFrame."""
+        return [dict(record) for record in self._recommendation_records]
+
     def recommendations(self) -> pd.DataFrame:
         """The expected-loss rule's decision for the experiment, or for each segment.
 

@@ -21,7 +21,7 @@ METRICS = "metrics"
 
 def summary_rows(name: str, result: Any) -> list[dict[str, Any]]:
     """The results-table rows of one fitted experiment: its summary, decision, guardrail and diagnostics."""
-    by_segment = {row["segment"]: row for row in result._recommendation_records}
+    by_segment = {row["segment"]: row for row in result.recommendation_records()}
     diagnostics = result.diagnostics
     provenance = result.provenance()
     # The same for every row of the experiment: built once, then each row is its summary row merged in.
