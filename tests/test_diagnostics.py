@@ -104,3 +104,21 @@ def test_the_diagnostics_say_how_many_values_they_checked() -> None:
     assert found.checked_values == 1 + 3 + 6
     assert "over 10 values of 3 parameters (sigma, a, b)" in found.describe()
     assert found.to_dict()["checked_values"] == 10
+
+
+@pytest.mark.parametrize(
+    ("divergences", "rhat", "ess", "expected"),
+    [
+        (4, 1.004, 900.0, (0.99, 500, 1_000)),  # diverged, mixed: smaller steps only
+        (0, 1.03, 900.0, (0.8, 1_500, 2_000)),  # chains disagree: tune longer, keep more
+        (0, 1.004, 250.0, (0.8, 1_500, 2_000)),  # too few independent draws
+        (0, None, 900.0, (0.8, 1_500, 2_000)),  # NaN draws leave no R-hat: not mixed
+        (2, 1.05, 120.0, (0.99, 1_500, 2_000)),  # both
+    ],
+)
+def test_a_refit_changes_what_the_trouble_calls_for(divergences, rhat, ess, expected) -> None:
+    from abpool.diagnostics import Diagnostics
+    from abpool.sampling import refit_settings
+
+    failed = Diagnostics("mcmc", False, divergences, rhat, ess, ess, 1_000, 4)
+    assert refit_settings(failed, target_accept=0.8, tune=500, draws=1_000) == expected

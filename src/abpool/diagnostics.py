@@ -72,6 +72,7 @@ class Diagnostics:
     checked: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     checked_values: int | None = None
+    tune: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dictionary."""
@@ -101,8 +102,9 @@ class Diagnostics:
                 f"mass beyond the grid {edge}"
             )
         else:
+            tuned = "" if self.tune is None else f" after {self.tune:,} tuning steps"
             detail = (
-                f"MCMC: {self.chains} chains × {self.draws:,} draws, target_accept {self.target_accept}, "
+                f"MCMC: {self.chains} chains × {self.draws:,} draws{tuned}, target_accept {self.target_accept}, "
                 f"attempts {self.attempts}; divergences {self.divergences}, max R-hat {fmt.number(self.max_rhat, 4)}, "
                 f"min ESS bulk {self.min_ess_bulk:,.0f} / tail {self.min_ess_tail:,.0f} over {self.checked_over()}"
             )
@@ -365,7 +367,13 @@ def _per_quantity(posterior: Any, var_names: list[str]) -> tuple[float, float, f
 
 
 def mcmc_diagnostics(
-    posterior: Any, var_names: list[str], *, divergences: int, target_accept: float, attempts: int
+    posterior: Any,
+    var_names: list[str],
+    *,
+    divergences: int,
+    target_accept: float,
+    attempts: int,
+    tune: int | None = None,
 ) -> Diagnostics:
     """Divergences, R-hat and ESS of the named variables of an MCMC posterior (an xarray Dataset).
 
@@ -399,4 +407,5 @@ def mcmc_diagnostics(
         checked=list(var_names),
         checked_values=values,
         warnings=problems,
+        tune=tune,
     )

@@ -323,7 +323,12 @@ def fit_means(
             {"mu": (("chain", "draw"), mu), "tau": (("chain", "draw"), tau), "mean": (("chain", "draw", "arm"), theta)}
         )
         diagnostics = mcmc_diagnostics(
-            checked, ["mu", "tau", "mean"], divergences=found.divergences, target_accept=TARGET_ACCEPT, attempts=1
+            checked,
+            ["mu", "tau", "mean"],
+            divergences=found.divergences,
+            target_accept=TARGET_ACCEPT,
+            attempts=1,
+            tune=tune_used,
         )
         inference = inference_library("pymc")
 

@@ -221,7 +221,11 @@ def diagnostic_blocks(result: Result, *, figures: bool = True) -> tuple[Block, .
             "Sampler",
             (
                 ("sampler", str(result.provenance()["inference_library"])),
-                ("chains × draws", f"{diag.chains} × {diag.draws:,}"),
+                (
+                    "chains × draws",
+                    f"{diag.chains} × {diag.draws:,}"
+                    + ("" if diag.tune is None else f" after {diag.tune:,} tuning steps"),
+                ),
                 ("divergent transitions", f"{diag.divergences}"),
                 ("largest R-hat", fmt.number(diag.max_rhat, 4) + " (want ≤ 1.01)"),
                 (
