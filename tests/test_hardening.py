@@ -405,6 +405,32 @@ def test_the_same_command_gives_the_same_numbers(tmp_path) -> None:
 NAME = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)
 
 
+CELL = st.text(st.characters(codec="utf-8"), max_size=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    columns=st.lists(CELL, min_size=1, max_size=6),
+    rows=st.lists(st.lists(CELL, min_size=6, max_size=6), max_size=4),
+    numeric=st.lists(st.booleans(), min_size=6, max_size=6),
+)
+def test_the_terminal_measures_a_table_as_rich_lays_it_out(columns, rows, numeric) -> None:
+    """The width that decides where a table splits is the width Rich prints it at, whatever the text."""
+    import io
+
+    from rich.console import Console
+
+    from abpool.cli._render import _rich, column_widths, table_width
+    from abpool.report.blocks import Table
+
+    table = Table("t", tuple(columns), tuple(tuple(row[: len(columns)]) for row in rows), tuple(numeric))
+    console = Console(file=io.StringIO(), width=80)
+    everything = list(range(len(columns)))
+    for indices in (everything, everything[:1], everything[::2]):
+        measured = console.measure(_rich(table, indices, None), options=console.options.update_width(100_000))
+        assert table_width(column_widths(table), indices) == measured.maximum
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(names=st.lists(NAME, min_size=2, max_size=4, unique_by=lambda n: n.strip().casefold()))
 def test_any_unicode_markup_or_control_name_survives_every_output(names) -> None:

@@ -1,10 +1,11 @@
-"""The stable log rising factorial against exact sums and scipy."""
+"""The stable log rising factorial, and the special functions computed without SciPy, against exact sums and SciPy."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import betaln, gammaln
@@ -49,3 +50,32 @@ def test_kernel_tends_to_binomial_likelihood_under_complete_pooling() -> None:
     )
     expected = 30 * math.log(m) + 70 * math.log(1 - m)
     assert math.isclose(float(got[0, 0]), expected, rel_tol=1e-9)
+
+
+# ------------------------------------------------------------------ special functions without SciPy
+def test_special_functions_match_scipy(rng) -> None:
+    from scipy import special
+
+    from abpool import _special
+
+    x = np.concatenate([rng.normal(scale=30.0, size=20_000), [-800.0, -745.0, 0.0, 36.0, 800.0]])
+    assert np.array_equal(_special.expit(x), special.expit(x))
+    p = np.concatenate([rng.uniform(size=20_000), [1e-300, 1e-20, 0.5, 1 - 1e-16]])
+    reference = special.ndtri(p)
+    assert np.all(np.abs(_special.normal_quantiles(p) - reference) <= 4e-15 * np.maximum(1.0, np.abs(reference)))
+    for values in (rng.normal(scale=300.0, size=50), [1000.0, 1000.0], [-np.inf, 0.0], [np.inf, 1.0], []):
+        assert _special.logsumexp(values) == pytest.approx(float(special.logsumexp(values)), rel=1e-14, abs=0)
+
+
+def test_chi2_survival_matches_scipy_for_every_whole_dof(rng) -> None:
+    from scipy.special import chdtrc
+
+    from abpool._special import chi2_survival
+
+    for dof in range(1, 121):
+        for x in np.concatenate([np.logspace(-4, 3.7, 40), rng.uniform(0, 5 * dof, 5), [0.0]]):
+            expected = float(chdtrc(dof, x))
+            assert chi2_survival(x, dof) == pytest.approx(expected, rel=1e-11, abs=1e-300), (dof, x)
+    assert chi2_survival(np.inf, 3) == 0.0 and np.isnan(chi2_survival(np.nan, 3))
+    with pytest.raises(ValueError, match="whole number"):
+        chi2_survival(1.0, 0)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from abpool._special import logsumexp
 from abpool.data import Cells
 from abpool.data.moments import ArmMoments
 from abpool.errors import InvalidArgumentError
@@ -127,8 +128,6 @@ def fisher_two_sided(successes_i: int, trials_i: int, successes_j: int, trials_j
     >>> fisher_two_sided(1, 10**13, 2, 10**13)
     1.0
     """
-    from scipy.special import logsumexp
-
     total = successes_i + successes_j
     low, high = max(0, total - trials_j), min(total, trials_i)
     x = np.arange(low, high, dtype=float)

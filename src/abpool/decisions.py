@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from abpool._special import chi2_survival
 from abpool._validation import check_level, check_positive
 
 # Bound on draws × pairs held in memory at once when filling the P(i > j) matrix.
@@ -419,14 +420,12 @@ def srm_test(counts: NDArray, split: NDArray) -> tuple[float, float]:
     >>> round(statistic, 1), p < 1e-50
     (263.2, True)
     """
-    from scipy.special import chdtrc
-
     counts = np.asarray(counts, dtype=float)
     expected = counts.sum() * np.asarray(split, dtype=float) / np.sum(split)
     # Pearson's statistic and its chi-square survival function (scipy.stats.chisquare's, without
     # importing scipy.stats, which costs a fit more than the test).
     statistic = float(np.sum((counts - expected) ** 2 / expected))
-    return statistic, float(chdtrc(counts.size - 1, statistic))
+    return statistic, chi2_survival(statistic, counts.size - 1)
 
 
 # --------------------------------------------------------------------------- the recommendation

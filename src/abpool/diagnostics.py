@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from abpool import _format as fmt
+from abpool._special import rank_normal_scores
 
 RHAT_LIMIT = 1.01
 ESS_PER_CHAIN = 100
@@ -201,15 +202,11 @@ def _ranks_by_row(values: np.ndarray) -> np.ndarray:
 
 def _z_scale_rows(values: np.ndarray) -> np.ndarray:
     """:func:`_z_scale` of each quantity at once: ``values`` is (quantities, chains, draws)."""
-    from scipy.special import ndtri
-
     flat = values.reshape(values.shape[0], -1)
     ranks = _ranks_by_row(flat)
     # Ranks are whole or half numbers from 1 to n: the normal quantile of each of those 2n - 1 values,
     # looked up, rather than computed again for every draw of every quantity.
-    n = flat.shape[1]
-    quantiles = ndtri((np.arange(2, 2 * n + 1) / 2.0 - 0.375) / (n - 0.75 + 1.0))
-    return quantiles[(2.0 * ranks).astype(np.intp) - 2].reshape(values.shape)
+    return rank_normal_scores(flat.shape[1])[(2.0 * ranks).astype(np.intp) - 2].reshape(values.shape)
 
 
 def _rhat_rows(values: np.ndarray) -> np.ndarray:
@@ -221,17 +218,47 @@ def _rhat_rows(values: np.ndarray) -> np.ndarray:
         return np.sqrt((between / within + draws - 1) / draws)
 
 
+def _fft(size: int) -> tuple[Any, Any, Any]:
+    """``rfft``, ``irfft`` and ``next_fast_len`` for ``size`` values: numpy's below a million, SciPy's above.
+
+    SciPy's transforms are five times faster on the draws of thousands of
+    quantities, but importing them costs more than transforming the few
+    quantities of a small fit many times over.
+    """
+    if size >= _SCIPY_FFT_FROM:
+        from scipy.fft import irfft, next_fast_len, rfft
+
+        return rfft, irfft, next_fast_len
+    return np.fft.rfft, np.fft.irfft, _next_fast_len
+
+
+_SCIPY_FFT_FROM = 1_000_000
+
+
+def _next_fast_len(n: int) -> int:
+    """Smallest 5-smooth number ≥ ``n`` (a length pocketfft transforms fastest; SciPy's ``next_fast_len``)."""
+    best = 1 << max(0, (n - 1).bit_length())
+    fives = 1
+    while fives < best:
+        threes = fives
+        while threes < best:
+            candidate = threes << max(0, (-(-n // threes) - 1).bit_length())
+            best = min(best, candidate)
+            threes *= 3
+        fives *= 5
+    return best
+
+
 def _ess_rows(values: np.ndarray) -> np.ndarray:
     """:func:`_ess` of each quantity at once, ``values`` (quantities, chains, draws): the same arithmetic, vectorised.
 
     Geyer's initial positive sequence stops at the first pair of autocorrelations whose sum is not
     positive; the monotone sequence is then the running minimum of the pair sums before it.
     """
-    from scipy.fft import irfft, next_fast_len, rfft
-
     quantities, chains, draws = values.shape
     flat = values.reshape(quantities, -1)
     constant = (flat.max(axis=1) - flat.min(axis=1)) < np.finfo(float).resolution
+    rfft, irfft, next_fast_len = _fft(values.size)
     size = next_fast_len(2 * draws)
     centred = values - values.mean(axis=2, keepdims=True)
     spectrum = rfft(centred, n=size, axis=2)

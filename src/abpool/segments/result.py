@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit
 
 from abpool import _format as fmt
+from abpool._special import expit
 from abpool.outputs import ReportableResult
 from abpool.panel import PanelEntry
 from abpool.result import FigureSpec, common_from_saved

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import gammaln
 
 # Above this the Stirling series for log Gamma is accurate to ~1e-20 relative,
 # and gammaln differences start losing digits.
@@ -55,6 +54,8 @@ def log_rising_factorial(a: ArrayLike, k: ArrayLike) -> NDArray[np.float64]:
     out = np.empty(a_arr.shape, dtype=float)
     large = a_arr >= _STIRLING_THRESHOLD
     if np.any(~large):
+        from scipy.special import gammaln  # here, not at import: the segments command never needs SciPy
+
         small = ~large
         out[small] = gammaln(a_arr[small] + k_arr[small]) - gammaln(a_arr[small])
     if np.any(large):
@@ -77,6 +78,8 @@ def _log_rising_factorial_table(a: NDArray[np.float64], k: NDArray[np.float64]) 
     large = a >= _STIRLING_THRESHOLD
     small_a = a[~large][:, None]
     if small_a.size:
+        from scipy.special import gammaln
+
         out[~large] = gammaln(small_a + k) - gammaln(small_a)
     large_a = a[large][:, None]
     if large_a.size:

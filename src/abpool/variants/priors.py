@@ -26,7 +26,6 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import betaln
 
 from abpool._validation import check_positive, check_real
 from abpool.errors import InvalidArgumentError
@@ -98,6 +97,8 @@ class LogNormalPrior:
         object.__setattr__(self, "loc", check_real(self.loc, "lognormal prior loc"))
 
     def log_density(self, phi1: Any, phi2: Any, ops: MathOps = NUMPY_OPS) -> Any:
+        from scipy.special import betaln  # here, not at import: the segments command never needs SciPy
+
         # Beta density of the mean times the Jacobian d mean / d phi1 = s (1 - s).
         mean_part = (
             self.mean_alpha * ops.log_sigmoid(phi1)
