@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -351,3 +352,31 @@ def test_the_readme_shop_scorecards_say_what_the_batch_finds(tmp_path) -> None:
     }  # fmt: skip
     readme = (root / "README.md").read_text(encoding="utf-8")
     assert "`checkout`: ship treatment. `image-cdn`: hold treatment" in readme
+
+
+def test_workers_compile_directories_are_private_and_removed_when_they_end(tmp_path) -> None:
+    # PyTensor's compile directory, one per process (pymc#7819); a batch must not leave them in TMPDIR.
+    script = (
+        "import os\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from abpool.batch.run import _private_compile_directory\n"
+        "def directory(_):\n"
+        "    _private_compile_directory()\n"
+        "    path = os.environ['PYTENSOR_FLAGS'].rsplit('compiledir=', 1)[1]\n"
+        "    assert os.path.isdir(path)\n"
+        "    return path\n"
+        "if __name__ == '__main__':\n"
+        "    main = directory(0)\n"
+        "    with ProcessPoolExecutor(2) as pool:\n"
+        "        workers = set(pool.map(directory, range(8)))\n"
+        "    assert main not in workers and len(workers) >= 1, (main, workers)\n"
+        "    print(len(workers) + 1)\n"
+    )
+    (tmp_path / "work").mkdir()
+    program = tmp_path / "pool.py"
+    program.write_text(script)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "work")}
+    proc = subprocess.run([sys.executable, str(program)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 2
+    assert list((tmp_path / "work").iterdir()) == []

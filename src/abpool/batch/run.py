@@ -93,11 +93,33 @@ class Task:
 
 
 def _private_compile_directory() -> None:
-    # Concurrent PyTensor compiles in one directory collide (pymc#7819): each worker process gets its own.
-    if "abpool_worker" not in os.environ.get("PYTENSOR_FLAGS", ""):
-        private = Path(tempfile.gettempdir()) / f"abpool_worker-{os.getpid()}"
-        flags = os.environ.get("PYTENSOR_FLAGS", "")
-        os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [flags, f"compiledir={private}"]))
+    # Concurrent PyTensor compiles in one directory collide (pymc#7819): each worker process gets its own,
+    # removed when the process ends, so a batch leaves no compiled modules behind in the temporary directory.
+    # A worker started by a process that set its own directory inherits the flag: it sets another.
+    mine = f"abpool_worker-{os.getpid()}-"
+    flags = [flag for flag in os.environ.get("PYTENSOR_FLAGS", "").split(",") if flag]
+    if any(mine in flag for flag in flags):
+        return
+    private = tempfile.mkdtemp(prefix=mine)
+    kept = [flag for flag in flags if not (flag.startswith("compiledir=") and "abpool_worker-" in flag)]
+    os.environ["PYTENSOR_FLAGS"] = ",".join([*kept, f"compiledir={private}"])
+    remove_at_exit(private)
+
+
+def remove_at_exit(directory: str) -> None:
+    """Delete ``directory`` when this process ends: a main process, a pool's worker or a Dask worker.
+
+    Pool workers end through ``os._exit`` after multiprocessing's own finalizers, which skips ``atexit``;
+    the directory is registered with both.
+    """
+    import atexit
+    import multiprocessing.util
+    import shutil
+
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    multiprocessing.util.Finalize(
+        None, shutil.rmtree, args=(directory,), kwargs={"ignore_errors": True}, exitpriority=0
+    )
 
 
 def fit_experiment(model: str, cells: Any, options: dict[str, Any], seed: int) -> Any:
