@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -415,3 +416,20 @@ def test_a_continuous_metric_with_missing_values_is_refused_in_one_line(server, 
     _load(server, frame, "orders_with_gaps")
     with pytest.raises(InvalidDataError, match=r"^value column 'revenue' has 2 NULL, NaN or infinite values in "):
         load_moments(server.url, table="orders_with_gaps", value="revenue")
+
+
+def test_a_postgres_batch_experiments_command_refits_it_in_the_server(server, seed, tmp_path):
+    _load(server, _units(seed, experiments=2), "events")
+    abpool.analyze_batch(server.url, table="events", out=tmp_path / "out", seed=seed, reports=False)
+    runs = sorted((tmp_path / "out" / "experiments").glob("*/summary.json"))
+    assert len(runs) == 2
+    for run in runs:
+        saved = json.loads(run.read_text())
+        command = saved["provenance"]["reproduce"]
+        _secret_free(command)
+        assert "--query" in command and "--where" not in command  # the server filters its own rows
+        again = _cli(*shlex.split(command)[1:], "--json", env={"PGPASSWORD": PASSWORD})
+        assert again.returncode == 0, again.stderr
+        refitted = json.loads(again.stdout)
+        assert refitted["data"]["fingerprint"] == saved["data"]["fingerprint"]
+        assert refitted["summary"] == saved["summary"]

@@ -920,10 +920,18 @@ class Result(ABC):
         }
 
     def reproduce_command(self) -> str:
-        """The command line that refits this result (the data as ``DATA`` when it was not a file)."""
+        """The command line that refits this result (the data as ``DATA`` when it was not a file).
+
+        The source is read as it was: the database's table or query, and only the rows that were
+        kept (one experiment of a batch, one metric of a long table).
+        """
         cells = self.cells
-        source = cells.source if cells.source not in ("DataFrame", "counts", "simulation") else "DATA"
-        parts = ["abpool", self.model, source]
+        origin = getattr(cells, "origin", None)
+        if origin is not None and origin.location is not None:
+            source = origin.command_source()
+        else:
+            source = [cells.source if cells.source not in ("DataFrame", "counts", "simulation") else "DATA"]
+        parts = ["abpool", self.model, *source]
         for column in cells.segment_columns:
             parts += ["--segment", column]
         parts += ["--arm", cells.arm_column]

@@ -29,7 +29,7 @@ from typing import Any
 from abpool.data import Cells, DataSource, read_cells
 from abpool.data.cells import _natural_key, _resolve
 from abpool.data.local import _fetchone, _literal, _open, _quote, connection
-from abpool.data.warehouse import is_warehouse, read_warehouse
+from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 EXPERIMENT_NAMES = ("experiment", "experiment_id", "test", "test_id")
@@ -149,7 +149,11 @@ def read_experiments(
             found[name] = Experiment(name, cells) if cells else _alone(data, name, column, segments, columns, where)
 
     read(names)
-    return ExperimentsRead([found[name] for name in names], source, column)
+    return ExperimentsRead(
+        _with_origins([found[name] for name in names], data, column, table=table, query=query, where=where),
+        source,
+        column,
+    )
 
 
 def read_moment_experiments(
@@ -192,7 +196,7 @@ def read_moment_experiments(
             found.append(Experiment(name, moments))
         except InvalidDataError as exc:
             found.append(Experiment(name, None, f"experiment {name!r}: {exc}"))
-    return ExperimentsRead(found, source, column)
+    return ExperimentsRead(_with_origins(found, data, column, table=table, query=query, where=where), source, column)
 
 
 def read_metric_experiments(
@@ -266,6 +270,31 @@ def read_metric_experiments(
     return ExperimentsRead(found, source, column)
 
 
+def _with_origins(
+    experiments: list[Experiment],
+    data: Any,
+    column: str,
+    *,
+    table: str | None,
+    query: str | None,
+    where: str | None,
+) -> list[Experiment]:
+    """Each experiment's data with the origin that reads it alone: the batch's source, and its own rows.
+
+    A batch reads many experiments in one pass; a command that refits one of them (its report's
+    ``reproduce``) must read that experiment's rows and no other's.
+    """
+    base = origin_of(data, table=table, query=query)
+    named = []
+    for item in experiments:
+        if item.cells is not None:
+            rows = _both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(item.name)}")
+            origin = dataclasses.replace(base, where=rows, experiment=item.name)
+            item = dataclasses.replace(item, cells=dataclasses.replace(item.cells, origin=origin))
+        named.append(item)
+    return named
+
+
 def _both(first: str | None, second: str | None) -> str | None:
     """Two SQL conditions joined by AND; either may be None (no condition)."""
     if first is None or second is None:
@@ -325,5 +354,6 @@ def _read_warehouse(data: Any, *, experiment: str | None, **columns: Any) -> Exp
             **read.count_columns,
         )
         found = [dataclasses.replace(e, cells=read.finish(e.cells)) if e.cells else e for e in local.experiments]
+        found = _with_origins(found, data, column, table=columns.get("table"), query=columns.get("query"), where=None)
     ordered = sorted(found + refused, key=lambda e: _natural_key(e.name))
     return ExperimentsRead(ordered, read.frame.name, column)

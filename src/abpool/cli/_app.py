@@ -59,6 +59,14 @@ TableOpt = Annotated[
     str | None,
     typer.Option("--table", metavar="NAME", help="With a DuckDB database or PostgreSQL: the table to read."),
 ]
+WhereOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--where",
+        metavar="SQL",
+        help="With a file or DuckDB database: only the rows meeting this SQL condition (one experiment of many).",
+    ),
+]
 QueryOpt = Annotated[
     str | None,
     typer.Option(
@@ -199,22 +207,34 @@ MOMENT_ROLES = ("arm", "value", "n", "sum", "sum_sq", "mean", "sd", "std_error",
 
 
 def _read_database(
-    data: str, options: dict[str, Any], *, table: str | None, query: str | None, model: str = "variants"
+    data: str,
+    options: dict[str, Any],
+    *,
+    table: str | None,
+    query: str | None,
+    where: str | None = None,
+    model: str = "variants",
 ) -> Any:
-    """A database (DuckDB file or PostgreSQL) read to cells here, where --table/--query apply; else ``data``."""
-    from abpool.data import load_cells
+    """A database (DuckDB file or PostgreSQL), or the rows meeting --where, read to cells here; else ``data``."""
+    from abpool.data import read_cells
     from abpool.data.warehouse import is_warehouse
 
-    if table is None and query is None and not is_warehouse(data):
+    if table is None and query is None and where is None and not is_warehouse(data):
         return data
     if model == "means":
         from abpool.data import read_moments
 
         return read_moments(
-            data, table=table, query=query, **{k: options[k] for k in MOMENT_ROLES if options.get(k) is not None}
+            data,
+            table=table,
+            query=query,
+            where=where,
+            **{k: options[k] for k in MOMENT_ROLES if options.get(k) is not None},
         )
     roles = ("arm", "outcome", "trials", "successes", "segment", "control")
-    return load_cells(data, table=table, query=query, **{k: options[k] for k in roles if options.get(k) is not None})
+    return read_cells(
+        data, table=table, query=query, where=where, **{k: options[k] for k in roles if options.get(k) is not None}
+    )
 
 
 def analyse_and_emit(
@@ -224,6 +244,7 @@ def analyse_and_emit(
     *,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
     as_json: bool,
     out: Path | None,
     allow_unconverged: bool,
@@ -267,7 +288,7 @@ def analyse_and_emit(
         if "split" in options:
             options = {**options, "split": parse_split(options["split"])}
         with spinner:
-            data = _read_database(data, options, table=table, query=query, model=model)
+            data = _read_database(data, options, table=table, query=query, where=where, model=model)
             # The CLI judges convergence itself, in one line, after printing the diagnostics.
             result = model_entry(model).fit(data, **options, on_unconverged="ignore")
         if calibrate:

@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +47,7 @@ from abpool.data.cells import (
     already_read,
 )
 from abpool.data.local import read_local
-from abpool.data.warehouse import is_warehouse, read_warehouse_cells
+from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse_cells
 from abpool.errors import InvalidArgumentError
 
 # A DataFrame; a path, a glob pattern or a PostgreSQL connection string; validated Cells; or an Ibis table.
@@ -140,8 +141,10 @@ def read_cells(
     if is_warehouse(data):
         if where is not None:
             raise InvalidArgumentError("where applies to files and DuckDB databases, not to a database server")
-        return read_warehouse_cells(data, table=table, query=query, **columns)
-    return read_local(data, where=where, table=table, query=query, **columns)
+        cells = read_warehouse_cells(data, table=table, query=query, **columns)
+    else:
+        cells = read_local(data, where=where, table=table, query=query, **columns)
+    return _with_origin(cells, data, table=table, query=query, where=where)
 
 
 def read_moments(
@@ -174,8 +177,16 @@ def read_moments(
         from abpool.data.warehouse import read_warehouse_moments
 
         wanted = {key: columns.get(key) for key in ("arm", "segment", "control")}
-        return read_warehouse_moments(data, table=table, query=query, value=value, cap=cap, **wanted)
-    return load_moments(data, where=where, table=table, query=query, value=value, cap=cap, **columns)
+        moments = read_warehouse_moments(data, table=table, query=query, value=value, cap=cap, **wanted)
+    else:
+        moments = load_moments(data, where=where, table=table, query=query, value=value, cap=cap, **columns)
+    return _with_origin(moments, data, table=table, query=query, where=where)
+
+
+def _with_origin(read: Any, data: Any, **place: str | None) -> Any:
+    """``read`` (cells or moments) with where it came from: the source's, or, for data read before, its own."""
+    origin = data.origin if hasattr(data, "origin") else origin_of(data, **place)
+    return read if read.origin == origin else dataclasses.replace(read, origin=origin)
 
 
 def cells_from_counts(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from abpool.data.origin import Origin
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 ARM_NAMES = ("variant", "arm", "group", "treated", "treatment")
@@ -78,6 +79,8 @@ class Cells:
         Rows read from the source.
     outcome_column, trials_column, successes_column : str or None
         The source's columns read as the outcome (unit rows) or as the counts (cells).
+    origin : Origin or None
+        How to read the data again (the reproduce command's source); None when it was not read from a source.
     """
 
     table: pd.DataFrame
@@ -89,6 +92,7 @@ class Cells:
     outcome_column: str | None = None
     trials_column: str | None = None
     successes_column: str | None = None
+    origin: Origin | None = None
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -150,6 +154,7 @@ class Cells:
             outcome_column=data.get("outcome_column"),
             trials_column=data.get("trials_column"),
             successes_column=data.get("successes_column"),
+            origin=Origin.from_record(data.get("origin")),
         )
 
     def column_options(self) -> list[tuple[str, str]]:
@@ -172,6 +177,7 @@ class Cells:
             "outcome_column": self.outcome_column,
             "trials_column": self.trials_column,
             "successes_column": self.successes_column,
+            "origin": None if self.origin is None else self.origin.to_record(),
             "cells": len(self.table),
             "fingerprint": self.fingerprint,
         }

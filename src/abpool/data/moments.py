@@ -77,6 +77,7 @@ from abpool.data.local import (
     check_labels_and_arms,
     connection,
 )
+from abpool.data.origin import Origin
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 # Default column names of each role, looked up case-insensitively in this order.
@@ -150,6 +151,8 @@ class ArmMoments:
         ``{"quantile", "value", "scope", "capped"}`` when unit values were
         winsorised: the quantile asked for, the cap it gave (one value for the
         whole experiment), and how many values were lowered to it.
+    origin : Origin or None
+        How to read the data again (the reproduce command's source); None when it was not read from a source.
     """
 
     table: pd.DataFrame
@@ -161,6 +164,7 @@ class ArmMoments:
     value_column: str | None = None
     statistics_columns: dict[str, str] | None = None
     cap: dict[str, Any] | None = None
+    origin: Origin | None = None
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -243,6 +247,7 @@ class ArmMoments:
             value_column=data.get("value_column"),
             statistics_columns=data.get("statistics_columns"),
             cap=data.get("cap"),
+            origin=Origin.from_record(data.get("origin")),
         )
 
     def describe(self) -> dict[str, Any]:
@@ -265,6 +270,7 @@ class ArmMoments:
             "value_column": self.value_column,
             "statistics_columns": None if self.statistics_columns is None else dict(self.statistics_columns),
             "cap": None if self.cap is None else dict(self.cap),
+            "origin": None if self.origin is None else self.origin.to_record(),
             "cells": len(self.table),
             "fingerprint": self.fingerprint,
         }

@@ -38,6 +38,7 @@ import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,26 +46,15 @@ import pandas as pd
 
 from abpool.data.cells import Cells, Roles, _resolve, resolve_roles
 from abpool.data.local import NamedFrame, _sorted_cells, read_local
+from abpool.data.origin import Origin, is_database_url
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # The columns of the sufficient-statistics table the aggregation returns, beside the key columns.
 TRIALS, SUCCESSES, BAD = "trials", "successes", "bad_outcomes"
 OUTCOME_TYPES = ("integer", "boolean", "float", "string")
 _INSTALL = "pip install 'abpool[postgres]'"
 _TRUE = ("1", "true", "1.0")
 _FALSE = ("0", "false", "0.0")
-
-
-def is_database_url(data: Any) -> bool:
-    """Whether ``data`` is a PostgreSQL connection string.
-
-    Examples
-    --------
-    >>> is_database_url("postgresql://me@db.example.com/shop"), is_database_url("events.csv")
-    (True, False)
-    """
-    return isinstance(data, str) and data.strip().lower().startswith(POSTGRES_SCHEMES)
 
 
 def is_ibis_table(data: Any) -> bool:
@@ -83,6 +73,24 @@ def _ibis() -> Any:
     except ImportError:
         raise InvalidArgumentError(f"reading a database needs Ibis and psycopg: {_INSTALL}") from None
     return ibis
+
+
+def origin_of(data: Any, *, table: str | None = None, query: str | None = None, where: str | None = None) -> Origin:
+    """The origin of data read from ``data`` (a path or connection string; anything else has no location).
+
+    Examples
+    --------
+    >>> origin_of("postgresql://analyst:s3cret@db.example.com/shop", table="orders").location
+    'postgresql://analyst@db.example.com/shop'
+    >>> origin_of("events.csv", where="day > 3")
+    Origin(location='events.csv', table=None, query=None, where='day > 3', experiment=None)
+    """
+    location = None
+    if is_database_url(data):
+        location = shown_url(data)
+    elif isinstance(data, str | Path):
+        location = str(data)
+    return Origin(location, table, query, where)
 
 
 def shown_url(url: str) -> str:

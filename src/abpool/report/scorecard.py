@@ -10,7 +10,7 @@ from typing import Any
 
 from abpool import _format as fmt
 from abpool.report.blocks import Alert, Decisions, Report, Section, Table, Text
-from abpool.report.sections import provenance_items, result_sections
+from abpool.report.sections import experiment_heading, provenance_items, result_sections
 
 GUARDRAIL_PARTS = ("question", "estimates", "figures", "prior", "diagnostics")
 
@@ -82,7 +82,7 @@ def scorecard_report(card: Any, *, figures: bool = True) -> Report:
         for warning in ([] if result.diagnostics.converged else result.diagnostics.warnings)
     )
     return Report(
-        title=f"Experiment scorecard: {card.primary}",
+        title=f"{experiment_heading(card.primary_result)}Experiment scorecard: {card.primary}",
         subtitle=f"Primary metric {card.primary}; guardrails {guardrails}",
         sections=tuple(sections),
         provenance=provenance_items(card.primary_result),

@@ -341,10 +341,17 @@ def provenance_items(result: Result) -> tuple[tuple[str, str], ...]:
     )
 
 
+def experiment_heading(result: Result) -> str:
+    """``"Experiment exp-01 — "`` when a batch read the result's data as one of many experiments, else ``""``."""
+    origin = getattr(result.cells, "origin", None)
+    return "" if origin is None or origin.experiment is None else f"Experiment {origin.experiment} — "
+
+
 def result_report(result: Result, *, figures: bool = True) -> Report:
     """The report of one result."""
     names = fmt.names_list(list(result.segments if result.segmented else result.arms))
     title = f"Experiment by segment: {names}" if result.segmented else f"A/B/n test: {names}"
+    title = experiment_heading(result) + title
     warnings = () if result.diagnostics.converged else tuple(result.diagnostics.warnings)
     return Report(
         title=title,

@@ -1,0 +1,133 @@
+"""A result's ``reproduce`` command, run as printed, refits the same data to the same numbers.
+
+Its source is read as the result's was: the database's table or query, and only the
+rows that were kept — one experiment of a batch, one metric of a long table.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import abpool
+from abpool.batch import analyze_batch
+from abpool.data.origin import Origin
+
+ABPOOL = [sys.executable, "-m", "abpool"]
+
+
+def refit(command: str, cwd=None) -> dict:
+    """Run a reproduce command (``abpool …``) with this interpreter; its JSON."""
+    args = shlex.split(command)
+    assert args[0] == "abpool"
+    proc = subprocess.run([*ABPOOL, *args[1:], "--json"], capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def assert_same_answers(saved: dict, again: dict) -> None:
+    assert again["data"]["fingerprint"] == saved["data"]["fingerprint"]
+    assert again["summary"] == saved["summary"]
+
+
+def units(seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index, n in enumerate((300, 500, 400)):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "experiment": f"exp {index + 1}'s",  # a quote in the name: the condition must still hold
+                    "variant": rng.choice(["control", "B"], n),
+                    "converted": rng.integers(0, 2, n),
+                    "revenue": rng.gamma(2.0, 10.0, n).round(2),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("model", ["variants", "means"])
+def test_each_batch_experiments_command_refits_that_experiment_alone(seed, tmp_path, model) -> None:
+    path = tmp_path / "events.csv"
+    units(seed).to_csv(path, index=False)
+    options = {"outcome": "converted"} if model == "variants" else {"value": "revenue"}
+    done = analyze_batch(path, out=tmp_path / "out", seed=seed, reports=True, **options)
+    assert (done.statuses()["status"] == "ok").all()
+    for run in sorted((tmp_path / "out" / "experiments").glob("*/summary.json")):
+        saved = json.loads(run.read_text())
+        origin = saved["data"]["origin"]
+        assert origin["location"] == str(path) and origin["experiment"] in {"exp 1's", "exp 2's", "exp 3's"}
+        assert_same_answers(saved, refit(saved["provenance"]["reproduce"]))
+        heading = f"Experiment {origin['experiment']} — "
+        assert heading.replace("'", "&#39;") in (run.parent / "report.html").read_text()
+
+
+def test_a_duckdb_tables_command_reads_the_table_again(seed, tmp_path) -> None:
+    database = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(database)) as con:
+        frame = units(seed).query('experiment == "exp 2\'s"')
+        con.register("frame", frame)
+        con.execute("CREATE TABLE orders AS SELECT * FROM frame")
+        con.execute("CREATE TABLE other AS SELECT 1 AS x")
+    cells = abpool.load_cells(str(database), table="orders", outcome="converted")
+    saved = abpool.analyze_variants(cells, seed=seed).to_dict()
+    assert saved["data"]["origin"]["table"] == "orders"
+    assert_same_answers(saved, refit(saved["provenance"]["reproduce"]))
+    query = "SELECT * FROM orders WHERE variant IS NOT NULL"
+    options = ["--where", "converted >= 0", "--outcome", "converted", "--json", "--seed", "3"]
+    proc = subprocess.run(
+        [*ABPOOL, "variants", str(database), "--query", query, *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(proc.stdout)
+    assert saved["provenance"]["reproduce"].count("--where") == 1
+    assert_same_answers(saved, refit(saved["provenance"]["reproduce"]))
+
+
+def test_where_keeps_only_the_rows_meeting_it_and_refuses_a_database_server(seed, tmp_path) -> None:
+    path = tmp_path / "events.csv"
+    table = units(seed)
+    table.to_csv(path, index=False)
+    one = abpool.analyze_variants(table[table.experiment == "exp 1's"].drop(columns="experiment"), seed=seed)
+    options = ["--where", "experiment = 'exp 1''s'", "--json", "--outcome", "converted", "--seed", str(seed)]
+    proc = subprocess.run(
+        [*ABPOOL, "variants", str(path), *options],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["data"]["fingerprint"] == one.cells.fingerprint
+    server = subprocess.run(
+        [*ABPOOL, "variants", "postgresql://me@db.invalid/shop", "--table", "t", "--where", "x = 1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert server.returncode == 2 and server.stderr.count("\n") == 1 and "where applies to files" in server.stderr
+
+
+def test_a_servers_rows_are_chosen_by_the_query_it_runs() -> None:
+    origin = Origin("postgresql://me@db/shop", query="SELECT * FROM events", where="CAST(\"e\" AS VARCHAR) = 'a'")
+    assert origin.command_source() == [
+        "postgresql://me@db/shop",
+        "--query",
+        "SELECT * FROM (SELECT * FROM events) AS abpool_rows WHERE CAST(\"e\" AS VARCHAR) = 'a'",
+    ]
+    assert Origin.from_record(origin.to_record()) == origin and Origin.from_record(None) is None
+
+
+def test_a_result_from_a_dataframe_has_no_location_to_name(seed) -> None:
+    result = abpool.analyze_variants(successes=[30, 50], trials=[100, 100], seed=seed)
+    assert result.reproduce_command().split()[:3] == ["abpool", "variants", "DATA"]
