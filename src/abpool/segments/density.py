@@ -465,14 +465,19 @@ def _c_expand(dim, expanded, x_, out_, user_data_):
     return 0
 
 
-def _cached_cfunc(function: Any, signature: Any) -> Any:
+class _CacheMissError(Exception):
+    """The kernel is not in numba's cache yet."""
+
+
+def _cached_cfunc(function: Any, signature: Any, *, compile_on_miss: bool = True) -> Any:
     """``numba.cfunc(signature, cache=True)(function)``, loading a cached entry without numba's compiler registries.
 
     Before it even looks in its cache, numba loads the typing and lowering
     registries of everything it can compile (all of NumPy, and SciPy for BLAS):
     two thirds of a warm one-off fit's sampling time. Linking the cached
     machine code needs only numba's runtime, which the kernel allocates with,
-    so that is all this loads; a cache miss compiles as usual, and compiling
+    so that is all this loads; a cache miss compiles as usual (or, with
+    ``compile_on_miss=False``, raises :class:`_CacheMissError`), and compiling
     loads the registries itself. Should numba's internals differ from the ones
     this relies on, the plain decorator is used (tests/test_segments_kernel.py
     says so).
@@ -491,7 +496,10 @@ def _cached_cfunc(function: Any, signature: Any) -> Any:
         def load_overload(self, sig: Any, target_context: Any) -> Any:
             rtsys.initialize(target_context)
             with self._guard_against_spurious_io_errors():
-                return self._load_overload(sig, target_context)
+                found = self._load_overload(sig, target_context)
+            if found is None and not compile_on_miss:
+                raise _CacheMissError
+            return found
 
     compiled = CFunc(function, sigutils.normalize_signature(signature), locals={}, options={})
     compiled._cache = RuntimeOnlyCache(function)
@@ -499,27 +507,57 @@ def _cached_cfunc(function: Any, signature: Any) -> Any:
     return compiled
 
 
+def _load_or_compile(*, compile_on_miss: bool) -> tuple[Any, Any]:
+    with vector_math():
+        return (
+            _cached_cfunc(_c_log_density, _LOGP_SIGNATURE, compile_on_miss=compile_on_miss),
+            _cached_cfunc(_c_expand, _EXPAND_SIGNATURE, compile_on_miss=compile_on_miss),
+        )
+
+
+def compile_into_cache() -> None:
+    """Compile the kernel into numba's on-disk cache (run in a child process by :func:`c_functions`)."""
+    _load_or_compile(compile_on_miss=True)
+
+
 @functools.cache
 def c_functions() -> tuple[Any, Any]:
-    """The kernel's C entry points (log density, expand), loaded from numba's on-disk cache or compiled into it.
+    """The kernel's C entry points (log density, expand), loaded from numba's on-disk cache.
 
-    The first use on a machine compiles them (a few seconds, reported through the
-    ``abpool`` logger); every later process loads them. Numba writes its cache
-    next to this file, or under the user's cache directory when the install is
-    read-only, or under ``NUMBA_CACHE_DIR`` when that is set; it writes each
-    entry to a temporary file and renames it, so concurrent processes are safe.
+    The first use on a machine compiles them into the cache (a few seconds,
+    reported through the ``abpool`` logger), in a child process; every process,
+    this one included, then loads the cached machine code. The code a fresh
+    compile runs in its own process is not always the code numba writes to the
+    cache: floating-point contractions differ in the last bits (1e-13 in the
+    posterior). Loading it everywhere gives the first run on a machine the
+    numbers every later run gives. Should the child fail, or the cache be
+    unwritable, this process compiles the kernel itself.
+
+    Numba writes its cache next to this file, or under the user's cache
+    directory when the install is read-only, or under ``NUMBA_CACHE_DIR`` when
+    that is set; it writes each entry to a temporary file and renames it, so
+    concurrent processes are safe.
     """
+    import subprocess
+    import sys
+
+    try:
+        return _load_or_compile(compile_on_miss=False)
+    except _CacheMissError:
+        pass
     start = time.perf_counter()
-    with vector_math():
-        log_density_c = _cached_cfunc(_c_log_density, _LOGP_SIGNATURE)
-        expand_c = _cached_cfunc(_c_expand, _EXPAND_SIGNATURE)
-    if log_density_c.cache_hits == 0 or expand_c.cache_hits == 0:
-        logging.getLogger("abpool").info(
-            "compiled abpool's segments kernel for this machine in %.0f s "
-            "(once: later runs load it from numba's cache)",
-            time.perf_counter() - start,
-        )
-    return log_density_c, expand_c
+    command = [sys.executable, "-c", "from abpool.segments.density import compile_into_cache; compile_into_cache()"]
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(command, capture_output=True, timeout=600, check=False)
+    try:
+        found = _load_or_compile(compile_on_miss=False)
+    except _CacheMissError:
+        found = _load_or_compile(compile_on_miss=True)
+    logging.getLogger("abpool").info(
+        "compiled abpool's segments kernel for this machine in %.0f s (once: later runs load it from numba's cache)",
+        time.perf_counter() - start,
+    )
+    return found
 
 
 def check_nutpie() -> str:
