@@ -54,7 +54,14 @@ def _rich(table: Table, indices: list[int], title: str | None) -> RichTable:
 
 
 def column_widths(table: Table) -> list[int]:
-    """Terminal cells each column of ``table`` needs to print every cell and header line whole."""
+    """Terminal cells each column of ``table`` needs to print every cell and header line whole.
+
+    Examples
+    --------
+    >>> from abpool.report.blocks import Table
+    >>> column_widths(Table("t", ("arm", "P(best)"), (("control", "0.30"), ("中国", "0.31"))))
+    [7, 7]
+    """
     return [
         max(
             [cell_len(display(line)) for line in header.split("\n")]
@@ -70,6 +77,11 @@ def table_width(widths: list[int], indices: list[int]) -> int:
     Each column is padded by one cell on either side and followed by a one-cell rule, after a one-cell
     left edge (``box.SIMPLE_HEAD``). The sum is what Rich's ``Console.measure`` gives (tested), without
     laying the table out once for every trial split.
+
+    Examples
+    --------
+    >>> table_width([7, 14], [0, 1]), table_width([7, 14], [0])
+    (28, 11)
     """
     return sum(widths[index] for index in indices) + 3 * len(indices) + 1
 

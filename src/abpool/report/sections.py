@@ -342,7 +342,14 @@ def provenance_items(result: Result) -> tuple[tuple[str, str], ...]:
 
 
 def experiment_heading(result: Result) -> str:
-    """``"Experiment exp-01 — "`` when a batch read the result's data as one of many experiments, else ``""``."""
+    """``"Experiment exp-01 — "`` when a batch read the result's data as one of many experiments, else ``""``.
+
+    Examples
+    --------
+    >>> import abpool
+    >>> experiment_heading(abpool.analyze_variants(successes=[3, 5], trials=[10, 10], seed=1))
+    ''
+    """
     origin = getattr(result.cells, "origin", None)
     return "" if origin is None or origin.experiment is None else f"Experiment {origin.experiment} — "
 
