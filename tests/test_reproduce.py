@@ -131,3 +131,23 @@ def test_a_servers_rows_are_chosen_by_the_query_it_runs() -> None:
 def test_a_result_from_a_dataframe_has_no_location_to_name(seed) -> None:
     result = abpool.analyze_variants(successes=[30, 50], trials=[100, 100], seed=seed)
     assert result.reproduce_command().split()[:3] == ["abpool", "variants", "DATA"]
+
+
+@pytest.mark.parametrize(
+    ("model", "condition", "message"),
+    [
+        ("variants", "nonsense !!", "the condition 'nonsense !!' (where) cannot be applied: Parser Error"),
+        ("variants", "no_such_col = 1", 'cannot be applied: Binder Error: Referenced column "no_such_col"'),
+        ("variants", "experiment = 'nope'", "meets the condition \"experiment = 'nope'\" (where); check it"),
+        ("means", "variant = 'Z'", "meets the condition \"variant = 'Z'\" (where); check it"),
+    ],
+)
+def test_a_bad_or_empty_condition_is_refused_in_one_line_naming_it(seed, tmp_path, model, condition, message) -> None:
+    path = tmp_path / "events.csv"
+    units(seed).to_csv(path, index=False)
+    column = ["--outcome", "converted"] if model == "variants" else ["--value", "revenue"]
+    proc = subprocess.run(
+        [*ABPOOL, model, str(path), "--where", condition, *column], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr

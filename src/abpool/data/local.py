@@ -111,10 +111,24 @@ class _Source:
             columns = [row[0] for row in self.con.execute(f"DESCRIBE {body}").fetchall()]
             self.choose_row_column(columns)
             self.con.execute(f"CREATE TEMP VIEW abpool_all AS {body}")
-            self.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {self.where}")
         except duckdb.Error as exc:
             first_line = str(exc).strip().splitlines()[0].replace(*shown)
             raise InvalidDataError(failure.format(detail=first_line)) from None
+        try:
+            self.con.execute(f"CREATE TEMP VIEW abpool_scan AS SELECT * FROM abpool_all WHERE {self.where}")
+        except duckdb.Error as exc:
+            # The source reads; the condition the user gave does not apply to it.
+            first_line = str(exc).strip().splitlines()[0].replace(*shown)
+            raise InvalidDataError(f"the condition {self.where!r} (where) cannot be applied: {first_line}") from None
+
+    def check_has_rows(self, name: str) -> None:
+        """Refuse a source with no rows, or none meeting the condition, in one line naming which."""
+        # LIMIT 1 stops the scan at the first row: no full pass just to know the source is not empty.
+        if _fetchone(self, "SELECT 1 FROM abpool_scan LIMIT 1") is not None:
+            return
+        if self.where != "TRUE":
+            raise InvalidDataError(f"no row of {name} meets the condition {self.where!r} (where); check it")
+        raise InvalidDataError(f"{name} has a header but no data rows")
 
     def numbered(self) -> None:
         """Copy the source into ``abpool_src`` with its row numbers (once)."""
@@ -505,9 +519,7 @@ def _load(con, data, *, arm=None, outcome=None, trials=None, successes=None, seg
     columns = [c for c in _column_types(con) if c != con.row]
     if not columns:
         raise InvalidDataError(f"{source} has no columns")
-    # LIMIT 1 stops the scan at the first row: no full pass just to know the source is not empty.
-    if _fetchone(con, "SELECT 1 FROM abpool_scan LIMIT 1") is None:
-        raise InvalidDataError(f"{source} has a header but no data rows")
+    con.check_has_rows(source)
 
     roles = resolve_roles(
         columns, source, arm=arm, outcome=outcome, trials=trials, successes=successes, segment=segment

@@ -472,8 +472,7 @@ def _load_moments(
     columns = [c for c in _column_types(con) if c != con.row]
     if not columns:
         raise InvalidDataError(f"{source} has no columns")
-    if _fetchone(con, "SELECT 1 FROM abpool_scan LIMIT 1") is None:
-        raise InvalidDataError(f"{source} has a header but no data rows")
+    con.check_has_rows(source)
     # resolve_roles checks the arm and segment names (and their messages); the outcome it also needs is
     # irrelevant here, so any existing column stands in for it.
     keys = resolve_roles(columns, source, arm=arm, segment=segment, outcome=columns[0])
