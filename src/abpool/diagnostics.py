@@ -80,6 +80,17 @@ class Diagnostics:
         return asdict(self)
 
     @property
+    def mixed(self) -> bool:
+        """Whether the chains agree and mixed enough: R-hat and both ESS pass (divergences aside).
+
+        Examples
+        --------
+        >>> Diagnostics("mcmc", False, 3, 1.004, 900.0, 800.0, 1_000, 4).mixed
+        True
+        """
+        return rhat_passes(self.max_rhat) and min(self.min_ess_bulk, self.min_ess_tail) >= ess_needed(self.chains)
+
+    @property
     def status(self) -> str:
         """``"converged"`` or ``"NOT CONVERGED"``."""
         return "converged" if self.converged else "NOT CONVERGED"
@@ -393,6 +404,16 @@ def _per_quantity(posterior: Any, var_names: list[str]) -> tuple[float, float, f
     return worst, float(np.min(bulk)), float(np.min(tail)), int(values.shape[0])
 
 
+def rhat_passes(max_rhat: float | None) -> bool:
+    """Whether the largest R-hat is at most :data:`RHAT_LIMIT` (a missing or NaN R-hat does not pass)."""
+    return max_rhat is not None and max_rhat <= RHAT_LIMIT
+
+
+def ess_needed(chains: int) -> int:
+    """The smallest bulk and tail ESS a fit of ``chains`` chains must reach."""
+    return ESS_PER_CHAIN * chains
+
+
 def mcmc_diagnostics(
     posterior: Any,
     var_names: list[str],
@@ -415,9 +436,9 @@ def mcmc_diagnostics(
     problems = []
     if divergences:
         problems.append(f"{divergences} divergent transitions: the posterior was not fully explored")
-    if not (max_rhat <= RHAT_LIMIT):
+    if not rhat_passes(max_rhat):
         problems.append(f"R-hat {max_rhat:.3f} > {RHAT_LIMIT}: chains disagree")
-    needed = ESS_PER_CHAIN * chains
+    needed = ess_needed(chains)
     if not (min_bulk >= needed and min_tail >= needed):
         problems.append(f"effective sample size {min(min_bulk, min_tail):.0f} < {needed}: too few independent draws")
     return Diagnostics(

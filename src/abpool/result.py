@@ -926,7 +926,7 @@ class Result(ABC):
         kept (one experiment of a batch, one metric of a long table).
         """
         cells = self.cells
-        origin = getattr(cells, "origin", None)
+        origin = cells.origin
         if origin is not None and origin.location is not None:
             source = origin.command_source()
         else:

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from abpool.diagnostics import ESS_PER_CHAIN, RHAT_LIMIT, Diagnostics, mcmc_diagnostics
+from abpool.diagnostics import Diagnostics, mcmc_diagnostics
 
 RETRY_TARGET_ACCEPT = 0.99
 # A fit that mixed slowly without diverging (a hierarchy's scale among thousands of sparse segments) is not
@@ -89,13 +89,7 @@ def refit_settings(diagnostics: Diagnostics, *, target_accept: float, tune: int,
     """
     if diagnostics.divergences:
         target_accept = max(target_accept, RETRY_TARGET_ACCEPT)
-    needed = ESS_PER_CHAIN * diagnostics.chains
-    mixed = (
-        diagnostics.max_rhat is not None
-        and diagnostics.max_rhat <= RHAT_LIMIT
-        and min(diagnostics.min_ess_bulk, diagnostics.min_ess_tail) >= needed
-    )
-    if not mixed:
+    if not diagnostics.mixed:
         tune, draws = tune * RETRY_TUNE_FACTOR, draws * RETRY_DRAWS_FACTOR
     return target_accept, tune, draws
 

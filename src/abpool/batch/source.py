@@ -190,7 +190,7 @@ def read_moment_experiments(
     names, source, column = _experiment_names(data, experiment, place, where)
     found = []
     for name in names:
-        mine = _both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}")
+        mine = _experiment_rows(column, name, where)
         try:
             moments = load_moments(data, where=mine, arm=arm, value=value, cap=cap, **place)
             found.append(Experiment(name, moments))
@@ -288,11 +288,15 @@ def _with_origins(
     named = []
     for item in experiments:
         if item.cells is not None:
-            rows = _both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(item.name)}")
-            origin = dataclasses.replace(base, where=rows, experiment=item.name)
+            origin = dataclasses.replace(base, where=_experiment_rows(column, item.name, where), experiment=item.name)
             item = dataclasses.replace(item, cells=dataclasses.replace(item.cells, origin=origin))
         named.append(item)
     return named
+
+
+def _experiment_rows(column: str, name: str, where: str | None) -> str:
+    """The SQL condition keeping one experiment's rows (and ``where``'s): the names compared as text."""
+    return str(_both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"))
 
 
 def _both(first: str | None, second: str | None) -> str | None:
@@ -311,7 +315,7 @@ def _alone(
     where: str | None = None,
 ) -> Experiment:
     """One experiment read on its own: its cells, or its one-line reason naming the source's row."""
-    mine = _both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}")
+    mine = _experiment_rows(column, name, where)
     try:
         return Experiment(name, read_cells(data, where=mine, segment=segments or None, **columns))
     except InvalidDataError as exc:

@@ -79,7 +79,10 @@ AcceptOpt = Annotated[
     typer.Option(
         "--target-accept",
         metavar="P",
-        help="NUTS target acceptance [0.95; 0.8 from 2,000 segments on the default path; 0.99 on a refit].",
+        help=(
+            "NUTS target acceptance [0.95; 0.8 from 2,000 segments on the default path; "
+            "0.99 on a refit after divergences]."
+        ),
     ),
 ]
 

@@ -53,9 +53,11 @@ class Origin:
         """
         parts = [self.location or "DATA"]
         if self.where is not None and is_database_url(self.location):
-            # A schema-qualified table (analytics.events) is quoted part by part, as the server names it.
-            quoted = ".".join('"' + part.replace('"', '""') + '"' for part in str(self.table).split("."))
-            rows = quoted if self.table is not None else f"({self.query}) AS abpool_rows"
+            if self.table is not None:
+                # A schema-qualified table (analytics.events) is quoted part by part, as the server names it.
+                rows = ".".join('"' + part.replace('"', '""') + '"' for part in self.table.split("."))
+            else:
+                rows = f"({self.query}) AS abpool_rows"
             return [*parts, "--query", f"SELECT * FROM {rows} WHERE {self.where}"]
         if self.table is not None:
             parts += ["--table", self.table]

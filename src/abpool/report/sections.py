@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from abpool import _format as fmt
+from abpool.diagnostics import RHAT_LIMIT, ess_needed
 from abpool.errors import InvalidArgumentError
 from abpool.report.blocks import Alert, Block, Decisions, Facts, Report, Section, Table, Text
 from abpool.report.figures import embed
@@ -227,10 +228,10 @@ def diagnostic_blocks(result: Result, *, figures: bool = True) -> tuple[Block, .
                     + ("" if diag.tune is None else f" after {diag.tune:,} tuning steps"),
                 ),
                 ("divergent transitions", f"{diag.divergences}"),
-                ("largest R-hat", fmt.number(diag.max_rhat, 4) + " (want ≤ 1.01)"),
+                ("largest R-hat", fmt.number(diag.max_rhat, 4) + f" (want ≤ {RHAT_LIMIT})"),
                 (
                     "smallest ESS (bulk / tail)",
-                    f"{diag.min_ess_bulk:,.0f} / {diag.min_ess_tail:,.0f} (want ≥ {100 * diag.chains})",
+                    f"{diag.min_ess_bulk:,.0f} / {diag.min_ess_tail:,.0f} (want ≥ {ess_needed(diag.chains)})",
                 ),
                 ("parameters checked", diag.checked_over()),
                 ("target_accept, attempts", f"{diag.target_accept}, {diag.attempts}"),
@@ -350,7 +351,7 @@ def experiment_heading(result: Result) -> str:
     >>> experiment_heading(abpool.analyze_variants(successes=[3, 5], trials=[10, 10], seed=1))
     ''
     """
-    origin = getattr(result.cells, "origin", None)
+    origin = result.cells.origin
     return "" if origin is None or origin.experiment is None else f"Experiment {origin.experiment} — "
 
 

@@ -44,7 +44,7 @@ DEFAULT_TUNE = 1_000
 # 0.8 (Stan's and nutpie's default) halves the leapfrog steps. At 10,000 segments × 100 users it took 31 steps
 # per draw instead of 63, with 0 divergences and max R-hat 1.0079 (1.0087 at 0.95); at 2,000 segments × 100
 # and × 100,000 users, 5,000 × 1,000 and 10,000 × 10 it converged at the first attempt with 0 divergences.
-# Any divergence or missed check still refits at 0.99.
+# Any divergence still refits at 0.99; a missed R-hat or ESS check refits with longer tuning and more draws.
 DEFAULT_TARGET_ACCEPT = 0.95
 MANY_SEGMENTS_TARGET_ACCEPT = 0.8
 MANY_SEGMENTS = 2_000
@@ -158,7 +158,8 @@ def analyze_segments(
     target_accept : float, optional
         NUTS target acceptance; by default 0.95, and 0.8 on the default path
         from 2,000 segments on (:func:`default_target_accept`), where it halves
-        the leapfrog steps. A fit with problems is refitted once at 0.99.
+        the leapfrog steps. A fit with problems is refitted once
+        (:func:`abpool.sampling.refit_settings`: at 0.99 after divergences).
     ci : float
         Credible level of every interval.
     rope : float, optional
