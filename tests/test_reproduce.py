@@ -67,7 +67,9 @@ def test_each_batch_experiments_command_refits_that_experiment_alone(seed, tmp_p
         assert origin["location"] == str(path) and origin["experiment"] in {"exp 1's", "exp 2's", "exp 3's"}
         assert_same_answers(saved, refit(saved["provenance"]["reproduce"]))
         heading = f"Experiment {origin['experiment']} — "
-        assert heading.replace("'", "&#39;") in (run.parent / "report.html").read_text()
+        report = (run.parent / "report.html").read_text()
+        assert heading.replace("'", "&#39;") in report
+        assert origin["where"].replace("'", "&#39;").replace('"', "&#34;") in report
 
 
 def test_a_duckdb_tables_command_reads_the_table_again(seed, tmp_path) -> None:

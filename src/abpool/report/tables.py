@@ -198,8 +198,10 @@ def data_facts(result: Result) -> Facts:
     """Where the data came from, its form, its columns and its fingerprint."""
     cells = result.cells
     form = {"units": "one row per user", "cells": "aggregated counts", "moments": "sufficient statistics per arm"}
-    items = [
-        ("source", cells.source),
+    items = [("source", cells.source)]
+    if cells.origin is not None and cells.origin.where is not None:
+        items.append(("rows kept", cells.origin.where))  # one experiment of a batch, one metric of a long table
+    items += [
         ("form", f"{form[cells.form]}, {cells.input_rows:,} rows read, {len(cells.table):,} cells"),
     ]
     if cells.segment_columns:
