@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def abpool_command() -> list[str]:
+    """The ``abpool`` command as a user runs it: the console script installed beside this Python.
+
+    It imports ``abpool`` from ``PYTHONPATH`` when that is set (an older source tree for a baseline).
+    """
+    script = Path(sys.executable).with_name("abpool")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "abpool"]
 
 
 def run(

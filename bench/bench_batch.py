@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import abpool
-from _process import ROOT, run, write
+from _process import ROOT, abpool_command, run, write
 
 RESULTS = ROOT / "bench" / "results" / "batch.md"
 VARIANT_EXPERIMENTS = int(os.environ.get("ABPOOL_BENCH_VARIANT_EXPERIMENTS", 1_000))
@@ -62,8 +62,7 @@ def segments_table(path: Path) -> None:
 
 def batch(data: Path, out: Path, *options: str) -> tuple[float, float, float]:
     """Run one ``abpool batch`` process: its wall seconds, CPU seconds (with its workers') and peak MB."""
-    code = "import sys; from abpool.cli import run; sys.argv[0] = 'abpool'; run()"
-    args = [sys.executable, "-c", code, "batch", str(data), "--out", str(out), "--seed", "1", "--no-reports"]
+    args = [*abpool_command(), "batch", str(data), "--out", str(out), "--seed", "1", "--no-reports"]
     # Exit code 1 (some experiment did not converge) still fitted and saved every experiment.
     cpu, wall, peak, _ = run([*args, *options], allowed=(0, 1))
     return wall, cpu, peak

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import abpool
-from _process import baseline_tree, run
+from _process import abpool_command, baseline_tree, run
 from _process import write as write_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +81,7 @@ print(f"{time.perf_counter() - start:.2f} {d.divergences} {d.max_rhat:.4f} {min(
 
 
 def cli(data: Path, *options: str) -> list[str]:
-    code = "import sys; from abpool.cli import run; sys.argv[0] = 'abpool'; run()"
-    return [sys.executable, "-c", code, "segments", str(data), *options, "--seed", "1"]
+    return [*abpool_command(), "segments", str(data), *options, "--seed", "1"]
 
 
 def median_run(args: list[str], env: dict[str, str], repeats: int = 3) -> tuple[float, float]:

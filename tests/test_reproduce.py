@@ -120,6 +120,21 @@ def test_where_keeps_only_the_rows_meeting_it_and_refuses_a_database_server(seed
     assert server.returncode == 2 and server.stderr.count("\n") == 1 and "where applies to files" in server.stderr
 
 
+def test_a_relative_paths_command_reads_the_same_file_from_any_directory(seed, tmp_path) -> None:
+    (tmp_path / "data").mkdir()
+    units(seed).to_csv(tmp_path / "data" / "events.csv", index=False)
+    options = ["--where", "experiment = 'exp 3''s'", "--outcome", "converted", "--seed", str(seed), "--json"]
+    proc = subprocess.run(
+        [*ABPOOL, "variants", "data/events.csv", *options], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads(proc.stdout)
+    assert saved["data"]["origin"]["location"] == str(tmp_path / "data" / "events.csv")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert_same_answers(saved, refit(saved["provenance"]["reproduce"], cwd=elsewhere))
+
+
 def test_a_servers_rows_are_chosen_by_the_query_it_runs() -> None:
     origin = Origin("postgresql://me@db/shop", query="SELECT * FROM events", where="CAST(\"e\" AS VARCHAR) = 'a'")
     assert origin.command_source() == [

@@ -17,6 +17,8 @@ Examples
 
 import typing
 
+# First: in the abpool command, it settles BLAS's threads before NumPy loads.
+import abpool._startup  # noqa: F401
 from abpool._version import __version__
 from abpool.data import Cells, load_cells
 from abpool.errors import (

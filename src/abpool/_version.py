@@ -1,8 +1,7 @@
-"""The installed version of abpool."""
+"""The version of abpool (``pyproject.toml`` reads it from here).
 
-from importlib.metadata import PackageNotFoundError, version
+Written out rather than looked up in the installed metadata, which scans the
+import path on every start of the command.
+"""
 
-try:
-    __version__ = version("abpool")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"

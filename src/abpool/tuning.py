@@ -10,11 +10,12 @@ thresholds keeps those blocks in the process, where the next array reuses
 them. Arrays larger than :data:`MMAP_THRESHOLD` are still mapped and returned
 as before, and at most :data:`TRIM_THRESHOLD` of free heap is kept.
 
-OpenBLAS, which NumPy uses for matrix products, starts a thread per core on
-its first product and keeps those threads spinning after each one; abpool
+OpenBLAS, which NumPy uses for matrix products, starts a thread per core
+when NumPy loads and keeps those threads spinning after each product; abpool
 already spreads its work over the cores (chains, blocks of segments, worker
 processes), so the spinning threads only take cores from it.
-:func:`tune_process` limits BLAS to one thread as well.
+:func:`tune_process` limits BLAS to one thread as well (the ``abpool``
+command asks for one thread before NumPy loads: :mod:`abpool._startup`).
 
 Only processes abpool runs are tuned: the CLI (the allocator; the batch
 command both), the batch's pool workers and the workers of a Dask

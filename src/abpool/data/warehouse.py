@@ -78,18 +78,24 @@ def _ibis() -> Any:
 def origin_of(data: Any, *, table: str | None = None, query: str | None = None, where: str | None = None) -> Origin:
     """The origin of data read from ``data`` (a path or connection string; anything else has no location).
 
+    A file's path is made absolute, so that the reproduce command it becomes reads
+    the same file from any directory.
+
     Examples
     --------
     >>> origin_of("postgresql://analyst:s3cret@db.example.com/shop", table="orders").location
     'postgresql://analyst@db.example.com/shop'
-    >>> origin_of("events.csv", where="day > 3")
-    Origin(location='events.csv', table=None, query=None, where='day > 3', experiment=None)
+    >>> origin = origin_of("events.csv", where="day > 3")
+    >>> origin.location == os.path.abspath("events.csv"), origin.where
+    (True, 'day > 3')
     """
     location = None
     if is_database_url(data):
         location = shown_url(data)
-    elif isinstance(data, str | Path):
-        location = str(data)
+    elif isinstance(data, Path) or (isinstance(data, str) and "://" not in data):
+        location = os.path.abspath(data)
+    elif isinstance(data, str):
+        location = data
     return Origin(location, table, query, where)
 
 
