@@ -259,6 +259,12 @@ def test_the_reproduce_command_is_quoted_complete_and_reproduces(tmp_path) -> No
     assert not (tmp_path / "PWNED").exists()
     second = json.loads(again.stdout)
     first["provenance"].pop("created"), second["provenance"].pop("created")
+    # The line names the file by its absolute path (it works from any directory); the source is shown as given.
+    assert (first["data"].pop("source"), second["data"].pop("source")) == (name, str(tmp_path / name))
+    assert (first["provenance"].pop("data_source"), second["provenance"].pop("data_source")) == (
+        name,
+        str(tmp_path / name),
+    )
     assert first == second
 
 

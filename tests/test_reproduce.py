@@ -157,14 +157,52 @@ def test_a_result_from_a_dataframe_has_no_location_to_name(seed) -> None:
         ("variants", "no_such_col = 1", 'cannot be applied: Binder Error: Referenced column "no_such_col"'),
         ("variants", "experiment = 'nope'", "meets the condition \"experiment = 'nope'\" (where); check it"),
         ("means", "variant = 'Z'", "meets the condition \"variant = 'Z'\" (where); check it"),
+        # The file reads; the condition fails as it is applied to the rows: the condition is named, not the file.
+        ("variants", "CAST(variant AS INTEGER) = 1", "(where) cannot be applied: Conversion Error"),
+        ("batch", "CAST(variant AS INTEGER) = 1", "(where) cannot be applied: Conversion Error"),
+        ("batch", "no_such_col = 1", 'cannot be applied: Binder Error: Referenced column "no_such_col"'),
+        ("batch", "experiment = 'nope'", "meets the condition \"experiment = 'nope'\" (where); check it"),
     ],
 )
 def test_a_bad_or_empty_condition_is_refused_in_one_line_naming_it(seed, tmp_path, model, condition, message) -> None:
     path = tmp_path / "events.csv"
     units(seed).to_csv(path, index=False)
-    column = ["--outcome", "converted"] if model == "variants" else ["--value", "revenue"]
+    column = ["--value", "revenue"] if model == "means" else ["--outcome", "converted"]
+    out = ["--out", str(tmp_path / "out")] if model == "batch" else []
     proc = subprocess.run(
-        [*ABPOOL, model, str(path), "--where", condition, *column], capture_output=True, text=True, timeout=300
+        [*ABPOOL, model, str(path), *out, "--where", condition, *column], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert message in proc.stderr
+
+
+@pytest.mark.parametrize("model", ["variants", "means", "metrics"])
+def test_a_batch_with_a_condition_fits_only_the_rows_meeting_it(seed, tmp_path, model) -> None:
+    path = tmp_path / "events.csv"
+    table = units(seed)
+    table.to_csv(path, index=False)
+    options = {
+        "variants": {"outcome": "converted"},
+        "means": {"value": "revenue"},
+        "metrics": {"metrics": ["converted", "revenue"]},
+    }[model]
+    condition = "experiment <> 'exp 2''s' AND converted IS NOT NULL"
+    done = analyze_batch(path, out=tmp_path / "out", seed=seed, where=condition, reports=False, **options)
+    assert list(done.statuses()["experiment"]) == ["exp 1's", "exp 3's"]
+    assert (done.statuses()["status"] == "ok").all()
+    # The same experiments fitted from the rows chosen beforehand: the same data, the same numbers.
+    chosen = tmp_path / "chosen.csv"
+    table[table.experiment != "exp 2's"].to_csv(chosen, index=False)
+    alone = analyze_batch(chosen, out=tmp_path / "alone", seed=seed, reports=False, **options)
+    assert done.table.drop(columns="data_fingerprint", errors="ignore").equals(
+        alone.table.drop(columns="data_fingerprint", errors="ignore")
+    )
+    if model != "metrics":
+        saved = json.loads(next((tmp_path / "out" / "experiments").glob("*/summary.json")).read_text())
+        assert saved["data"]["origin"]["where"].startswith(f"({condition}) AND ")
+        assert_same_answers(saved, refit(saved["provenance"]["reproduce"]))
+
+
+def test_a_batch_from_a_database_server_takes_its_rows_from_the_query(tmp_path) -> None:
+    with pytest.raises(abpool.InvalidArgumentError, match=r"choose the rows with query"):
+        analyze_batch("postgresql://me@db.invalid/shop", table="events", where="x = 1", out=tmp_path / "out")

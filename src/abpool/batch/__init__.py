@@ -156,6 +156,7 @@ def analyze_batch(
     level: float | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
     seed: int | None = None,
     engine: str = "process",
     workers: int = 1,
@@ -193,6 +194,9 @@ def analyze_batch(
         As for :func:`abpool.analyze_metrics`, the same for every experiment.
     table, query : str, optional
         With a DuckDB database file: its table, or a SQL query over it (see :func:`abpool.load_cells`).
+    where : str, optional
+        Only the rows meeting this DuckDB SQL condition, from a file or DuckDB database (``"country = 'DE'"``);
+        from PostgreSQL, choose the rows with ``query``.
     seed : int, optional
         The batch's seed; each experiment's is derived from it and its name (chosen and recorded when omitted).
     engine : {"process", "pool", "dask"}
@@ -261,10 +265,18 @@ def analyze_batch(
                 cap=options.get("cap"),
                 table=table,
                 query=query,
+                where=where,
             )
         elif model == "means":
             found = read_moment_experiments(
-                data, experiment=experiment, value=value, arm=arm, cap=options.get("cap"), table=table, query=query
+                data,
+                experiment=experiment,
+                value=value,
+                arm=arm,
+                cap=options.get("cap"),
+                table=table,
+                query=query,
+                where=where,
             )
         else:
             found = read_experiments(
@@ -277,6 +289,7 @@ def analyze_batch(
                 successes=successes,
                 table=table,
                 query=query,
+                where=where,
             )
         directory.mkdir(parents=True, exist_ok=True)
         write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from abpool.data import Cells, DataSource, read_cells
+from abpool.data import SERVER_WHERE, Cells, DataSource, read_cells
 from abpool.data.cells import _natural_key, _resolve
 from abpool.data.local import _fetchone, _literal, _open, _quote, connection
 from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse
@@ -79,7 +79,7 @@ def _experiment_names(
             )
         names = [str(value) for value in values]
         if not names:
-            raise InvalidDataError(f"{name} has a header but no data rows")
+            source.check_has_rows(name)
         return sorted(names, key=_natural_key), name, column
 
 
@@ -120,7 +120,7 @@ def read_experiments(
     columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, **place}
     if is_warehouse(data):
         if where is not None:
-            raise InvalidArgumentError(_SERVER_ROWS)
+            raise InvalidArgumentError(SERVER_WHERE)
         return _read_warehouse(data, experiment=experiment, segment=segment, **columns)
     names, source, column = _experiment_names(data, experiment, place, where)
     segments = [segment] if isinstance(segment, str) else list(segment or [])
@@ -210,13 +210,15 @@ def read_metric_experiments(
     cap: float | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
 ) -> ExperimentsRead:
     """Read several metrics of every experiment (see :mod:`abpool.data.metrics`): one scorecard's data each.
 
     Each metric's model is chosen once for the whole table, so every
     experiment analyses it alike; each metric is then read as a batch of its
     own. An experiment is refused when any of its metrics is (the reason names
-    the metric) or has no rows.
+    the metric) or has no rows. ``where`` keeps only the rows meeting a DuckDB
+    SQL condition, for every metric.
 
     Examples
     --------
@@ -234,16 +236,15 @@ def read_metric_experiments(
 
     place: dict[str, str | None] = {"table": table, "query": query}
     places = metric_places(data, metrics, metric_column=metric_column, value=value, **place)
-    names, source, column = _experiment_names(data, experiment, place)
+    names, source, column = _experiment_names(data, experiment, place, where)
     per_metric: dict[str, dict[str, Experiment]] = {}
     for metric in places:
-        if is_binary(data, metric.column, where=metric.where, role=metric.role, **place):
-            read = read_experiments(
-                data, experiment=column, arm=arm, outcome=metric.column, where=metric.where, **place
-            )
+        rows = _both(where, metric.where)
+        if is_binary(data, metric.column, where=rows, role=metric.role, **place):
+            read = read_experiments(data, experiment=column, arm=arm, outcome=metric.column, where=rows, **place)
         else:
             read = read_moment_experiments(
-                data, experiment=column, value=metric.column, arm=arm, cap=cap, where=metric.where, **place
+                data, experiment=column, value=metric.column, arm=arm, cap=cap, where=rows, **place
             )
         per_metric[metric.name] = {item.name: item for item in read.experiments}
     found = []

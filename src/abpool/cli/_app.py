@@ -64,7 +64,7 @@ WhereOpt = Annotated[
     typer.Option(
         "--where",
         metavar="SQL",
-        help="With a file or DuckDB database: only the rows meeting this SQL condition (one experiment of many).",
+        help="With a file or DuckDB database: only the rows meeting this DuckDB SQL condition (\"country = 'DE'\").",
     ),
 ]
 QueryOpt = Annotated[

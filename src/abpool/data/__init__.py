@@ -131,6 +131,13 @@ def load_cells(
     )
 
 
+# A database server filters where the data lives: the rows are chosen by the query it runs.
+SERVER_WHERE = (
+    "where applies to files and DuckDB databases, not to a database server: choose the rows with "
+    "query (--query 'SELECT * FROM events WHERE ...')"
+)
+
+
 def read_cells(
     data: DataSource, *, where: str | None = None, table: str | None = None, query: str | None = None, **columns: Any
 ) -> Cells:
@@ -140,7 +147,7 @@ def read_cells(
     """
     if is_warehouse(data):
         if where is not None:
-            raise InvalidArgumentError("where applies to files and DuckDB databases, not to a database server")
+            raise InvalidArgumentError(SERVER_WHERE)
         cells = read_warehouse_cells(data, table=table, query=query, **columns)
     else:
         cells = read_local(data, where=where, table=table, query=query, **columns)
@@ -168,7 +175,7 @@ def read_moments(
 
     if is_warehouse(data):
         if where is not None:
-            raise InvalidArgumentError("where applies to files and DuckDB databases, not to a database server")
+            raise InvalidArgumentError(SERVER_WHERE)
         statistics = sorted(role for role in ("n", "sum", "sum_sq", "mean", "sd", "std_error") if columns.get(role))
         if statistics:
             raise InvalidArgumentError(
@@ -250,6 +257,7 @@ __all__ = [
     "MAX_COUNT",
     "OUTCOME_NAMES",
     "SEGMENT_SEPARATOR",
+    "SERVER_WHERE",
     "SUCCESSES_NAMES",
     "TRIALS_NAMES",
     "Cells",

@@ -96,8 +96,30 @@ class _Source:
             # A view reads the source lazily: a malformed file surfaces at the first query that scans it.
             if isinstance(exc, duckdb.InvalidInputException | duckdb.ConversionException | duckdb.IOException):
                 first_line = str(exc).strip().splitlines()[0].replace(*self.shown)
+                if self._condition_fails():
+                    raise InvalidDataError(self._condition_failure(first_line)) from None
                 raise InvalidDataError(self.failure.format(detail=first_line)) from None
             raise
+
+    def _condition_fails(self) -> bool:
+        """Whether the source reads whole but not through the user's condition (a cast of text to a number, say).
+
+        Only asked after an error, so the two scans it may cost are never paid by good input.
+        """
+        if self.where == "TRUE":
+            return False
+        try:
+            self.con.execute("SELECT count(*) FROM abpool_all").fetchall()
+        except duckdb.Error:
+            return False
+        try:
+            self.con.execute("SELECT count(*) FROM abpool_scan").fetchall()
+        except duckdb.Error:
+            return True
+        return False
+
+    def _condition_failure(self, detail: str) -> str:
+        return f"the condition {self.where!r} (where) cannot be applied: {detail}; check it"
 
     def define(self, body: str, failure: str, shown: tuple[str, str] = ("", "")) -> None:
         """Make the rows of the SQL ``body`` the views ``abpool_all`` and ``abpool_scan`` (read lazily).
@@ -119,7 +141,7 @@ class _Source:
         except duckdb.Error as exc:
             # The source reads; the condition the user gave does not apply to it.
             first_line = str(exc).strip().splitlines()[0].replace(*shown)
-            raise InvalidDataError(f"the condition {self.where!r} (where) cannot be applied: {first_line}") from None
+            raise InvalidDataError(self._condition_failure(first_line)) from None
 
     def check_has_rows(self, name: str) -> None:
         """Refuse a source with no rows, or none meeting the condition, in one line naming which."""
