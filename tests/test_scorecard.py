@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -167,6 +168,40 @@ def test_a_long_table_gives_the_same_scorecard_as_wide_columns(tmp_path, seed) -
     # Row numbers count rows of the whole table, not of the metric's own rows.
     with pytest.raises(abpool.InvalidDataError, match="row 1501 of"):
         abpool.analyze_metrics(path, metric_column="metric", metrics=["converted", "latency_ms"], seed=1)
+
+
+@pytest.mark.parametrize("shape", ["wide", "long"])
+def test_a_condition_keeps_one_experiments_rows_for_every_metric(tmp_path, seed, shape) -> None:
+    wide = pd.concat(
+        [rows(1_000, seed=4).assign(experiment="e1"), rows(800, slower=5.0, seed=5).assign(experiment="e2")]
+    )
+    table = wide
+    options: dict = dict(metrics=["converted", "latency_ms"], lower_is_better=["latency_ms"], seed=seed)
+    if shape == "long":
+        table = wide.melt(id_vars=["experiment", "variant"], value_vars=["converted", "latency_ms"], var_name="metric")
+        table["value"] = table["value"].astype(float)
+        options["metric_column"] = "metric"
+    path = tmp_path / "metrics.parquet"
+    table.to_parquet(path)
+    chosen = abpool.analyze_metrics(path, where="experiment = 'e2'", **options)
+    alone = abpool.analyze_metrics(
+        wide[wide.experiment == "e2"], **{k: v for k, v in options.items() if k != "metric_column"}
+    )
+    pd.testing.assert_frame_equal(chosen.guardrails(), alone.guardrails())
+    for name, result in chosen.results.items():
+        pd.testing.assert_frame_equal(result.summary(), alone.results[name].summary())
+    command = shlex.split(chosen.results["converted"].reproduce_command())
+    assert "experiment = 'e2'" in command[command.index("--where") + 1]
+    empty = run_cli(
+        "metrics",
+        str(path),
+        "--metric",
+        "converted",
+        "--where",
+        "experiment = 'e3'",
+        *(["--metric-column", "metric"] if shape == "long" else []),
+    )
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1, empty.stderr
 
 
 def test_the_documented_guardrail_columns_are_the_code_s() -> None:

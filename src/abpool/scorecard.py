@@ -231,6 +231,7 @@ def analyze_metrics(
     seed: int | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
     on_unconverged: str = "warn",
 ) -> Scorecard:
     """Analyse several metrics of one experiment: a primary that decides, guardrails that may hold it.
@@ -265,6 +266,10 @@ def analyze_metrics(
         As for every model; one seed serves every metric.
     cap : float, optional
         Winsorise continuous metrics above this quantile (binary metrics are not capped).
+    table, query : str, optional
+        With a DuckDB database file: its table, or a SQL query over it.
+    where : str, optional
+        Only the rows meeting this DuckDB SQL condition (one experiment of many), for every metric.
 
     Returns
     -------
@@ -283,6 +288,7 @@ def analyze_metrics(
         cap=cap,
         table=table,
         query=query,
+        where=where,
     )
     return fit_metrics(data, **settings, control=control, ci=ci, split=split, seed=seed, on_unconverged=on_unconverged)
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from abpool.data import SERVER_WHERE, Cells, DataSource, read_cells
 from abpool.data.cells import _natural_key, _resolve
-from abpool.data.local import _fetchone, _literal, _open, _quote, connection
+from abpool.data.local import _fetchone, _literal, _open, _quote, both_conditions, connection
 from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
@@ -135,7 +135,7 @@ def read_experiments(
         if len(group) < len(names):
             chosen = f"CAST({_quote(column)} AS VARCHAR) IN ({', '.join(_literal(name) for name in group)})"
         try:
-            together = read_cells(data, where=_both(where, chosen), segment=[column, *segments], **columns)
+            together = read_cells(data, where=both_conditions(where, chosen), segment=[column, *segments], **columns)
         except InvalidDataError:
             if len(group) == 1:
                 found[group[0]] = _alone(data, group[0], column, segments, columns, where)
@@ -235,11 +235,11 @@ def read_metric_experiments(
     from abpool.data.metrics import MetricsData, is_binary, metric_places
 
     place: dict[str, str | None] = {"table": table, "query": query}
-    places = metric_places(data, metrics, metric_column=metric_column, value=value, **place)
+    places = metric_places(data, metrics, metric_column=metric_column, value=value, where=where, **place)
     names, source, column = _experiment_names(data, experiment, place, where)
     per_metric: dict[str, dict[str, Experiment]] = {}
     for metric in places:
-        rows = _both(where, metric.where)
+        rows = both_conditions(where, metric.where)
         if is_binary(data, metric.column, where=rows, role=metric.role, **place):
             read = read_experiments(data, experiment=column, arm=arm, outcome=metric.column, where=rows, **place)
         else:
@@ -297,14 +297,7 @@ def _with_origins(
 
 def _experiment_rows(column: str, name: str, where: str | None) -> str:
     """The SQL condition keeping one experiment's rows (and ``where``'s): the names compared as text."""
-    return str(_both(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"))
-
-
-def _both(first: str | None, second: str | None) -> str | None:
-    """Two SQL conditions joined by AND; either may be None (no condition)."""
-    if first is None or second is None:
-        return second if first is None else first
-    return f"({first}) AND ({second})"
+    return str(both_conditions(where, f"CAST({_quote(column)} AS VARCHAR) = {_literal(name)}"))
 
 
 def _alone(

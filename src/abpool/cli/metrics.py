@@ -21,6 +21,7 @@ from abpool.cli._app import (
     SeedOpt,
     SplitOpt,
     TableOpt,
+    WhereOpt,
     WideOpt,
     app,
     fail,
@@ -94,6 +95,7 @@ def metrics(
     metric: MetricOpt,
     table: TableOpt = None,
     query: QueryOpt = None,
+    where: WhereOpt = None,
     metric_column: MetricColumnOpt = None,
     value: ValueOpt = None,
     arm: ArmOpt = None,
@@ -141,6 +143,7 @@ def metrics(
                 seed=seed,
                 table=table,
                 query=query,
+                where=where,
                 on_unconverged="ignore",
             )
         if out is not None:

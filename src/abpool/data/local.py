@@ -520,6 +520,21 @@ def read_local(
         return _load(source, data, **columns)
 
 
+def both_conditions(first: str | None, second: str | None) -> str | None:
+    """Two SQL conditions joined by AND; either may be None (no condition).
+
+    Examples
+    --------
+    >>> both_conditions("country = 'DE'", "day > 3")
+    "(country = 'DE') AND (day > 3)"
+    >>> both_conditions(None, "day > 3")
+    'day > 3'
+    """
+    if first is None or second is None:
+        return second if first is None else first
+    return f"({first}) AND ({second})"
+
+
 @contextlib.contextmanager
 def connection(*, where: str | None = None, table: str | None = None, query: str | None = None) -> Iterator[_Source]:
     """A private DuckDB connection for reading one source (see :class:`_Source`), closed on exit."""

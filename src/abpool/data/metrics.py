@@ -130,8 +130,12 @@ def metric_places(
     value: str | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
 ) -> list[MetricPlace]:
     """Where each metric's values are: its own column, or a long table's rows with its name.
+
+    ``where`` (the rows to read, a DuckDB SQL condition) is where a long table's metrics are looked for;
+    it is not part of the places, which the reader combines with it.
 
     Raises
     ------
@@ -151,7 +155,7 @@ def metric_places(
         raise InvalidArgumentError("value names the value column of a long table; give metric_column too")
     if metric_column is None:
         return [MetricPlace(name, name) for name in names]
-    return [_long_form(data, metric_column, value, name, table=table, query=query) for name in names]
+    return [_long_form(data, metric_column, value, name, table=table, query=query, where=where) for name in names]
 
 
 def _metric_names(metrics: Sequence[str]) -> list[str]:
@@ -216,34 +220,44 @@ def read_metrics(
     cap: float | None = None,
     table: str | None = None,
     query: str | None = None,
+    where: str | None = None,
 ) -> MetricsData:
     """Read several metrics of one experiment, each for its model (see the module's description).
 
-    ``cap`` winsorises continuous metrics at that quantile; conversions are not capped.
+    ``cap`` winsorises continuous metrics at that quantile; conversions are not capped. ``where`` keeps
+    only the rows meeting a DuckDB SQL condition, for every metric.
     """
+    from abpool.data.local import both_conditions
+
     found: dict[str, Cells | ArmMoments] = {}
     source = {"table": table, "query": query}
-    for place in metric_places(data, metrics, metric_column=metric_column, value=value, **source):
-        if is_binary(data, place.column, where=place.where, role=place.role, **source):
-            found[place.name] = read_cells(
-                data, arm=arm, outcome=place.column, control=control, where=place.where, **source
-            )
+    for place in metric_places(data, metrics, metric_column=metric_column, value=value, where=where, **source):
+        rows = both_conditions(where, place.where)
+        if is_binary(data, place.column, where=rows, role=place.role, **source):
+            found[place.name] = read_cells(data, arm=arm, outcome=place.column, control=control, where=rows, **source)
         else:
             found[place.name] = read_moments(
-                data, arm=arm, value=place.column, control=control, cap=cap, where=place.where, **source
+                data, arm=arm, value=place.column, control=control, cap=cap, where=rows, **source
             )
     return MetricsData(found)
 
 
 def _long_form(
-    data: DataSource, metric_column: str, value: str | None, name: str, *, table: str | None, query: str | None
+    data: DataSource,
+    metric_column: str,
+    value: str | None,
+    name: str,
+    *,
+    table: str | None,
+    query: str | None,
+    where: str | None = None,
 ) -> MetricPlace:
-    """The value column and the SQL condition that select one metric's rows of a long table."""
+    """The value column and the SQL condition that select one metric's rows of a long table (among ``where``'s)."""
     from abpool.data.cells import _resolve
     from abpool.data.local import _column_types, _fetchone, _literal, _open, _quote, connection
     from abpool.data.moments import VALUE_NAMES
 
-    with connection(table=table, query=query) as con:
+    with connection(table=table, query=query, where=where) as con:
         shown = _open(con, data)
         columns = [c for c in _column_types(con.con) if c != con.row]
         metric_column = str(_resolve(columns, metric_column, (), "metric", "--metric-column", shown))
