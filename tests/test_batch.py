@@ -88,9 +88,15 @@ def test_rerun_refits_only_what_changed_and_resumes_after_a_kill(tmp_path) -> No
 
     with pytest.raises(KeyboardInterrupt):
         analyze_batch(table, out=fresh, seed=3, reports=False, progress=interrupt)
+    # What a save killed halfway leaves beside the runs: its new run, or the old one it was replacing.
+    leftovers = [fresh / "experiments" / ".abpool-e3-0a1b.new-x7q", fresh / "experiments" / ".abpool-e1-9f8e.old-k2p"]
+    for leftover in leftovers:
+        (leftover / "run").mkdir(parents=True)
     resumed = analyze_batch(table, out=fresh, seed=3, reports=False)
     assert (resumed.fitted, resumed.reused) == (2, 2)
     pd.testing.assert_frame_equal(resumed.table, done.table)
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert not [p for p in (fresh / "experiments").iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.slow

@@ -102,15 +102,21 @@ def check_out(directory: str | Path, *, force: bool = False) -> Path:
     return directory
 
 
-def save_result(result: Result, directory: str | Path, *, report: bool = True, force: bool = False) -> Path:
+def save_result(
+    result: Result, directory: str | Path, *, report: bool = True, force: bool = False, tidy: bool = True
+) -> Path:
     """Save a run: ``posterior.nc``, ``summary.json``, ``report.html`` and ``manifest.json``, atomically.
 
-    Returns the directory; :func:`load` reads it back.
+    Returns the directory; :func:`load` reads it back. ``tidy=False`` skips
+    looking for the work directories a killed save of this run left beside it:
+    a batch removes those of all its runs at once (:func:`remove_work_leftovers`),
+    where a look per run would read a directory of thousands of runs each time.
     """
     given = check_out(directory, force=force)
     # Absolute, so that "." and "run/" have a name and a parent to work beside.
     directory = given.resolve()
-    _remove_leftovers(directory)
+    if tidy:
+        _remove_leftovers(directory)
     beside_others = directory.is_dir() and any(p.name not in RUN_FILES for p in directory.iterdir())
     if beside_others:
         # The user's own files stay: each of ours is replaced atomically, the manifest last.
@@ -145,6 +151,14 @@ def _remove_leftovers(directory: Path) -> None:
     if parent.is_dir():
         for stale in parent.glob(f"{_WORK_PREFIX}{directory.name}.*"):
             shutil.rmtree(stale, ignore_errors=True)
+
+
+def remove_work_leftovers(parent: Path) -> None:
+    """Remove the work directories killed saves of any run in ``parent`` left there (before saving new runs)."""
+    if parent.is_dir():
+        for kind in ("new", "old"):
+            for stale in parent.glob(f"{_WORK_PREFIX}*.{kind}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _write_run(result: Result, directory: Path, *, report: bool) -> None:

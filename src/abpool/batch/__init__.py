@@ -60,6 +60,7 @@ from abpool.batch.writeback import check_target, write_results
 from abpool.data import DataSource
 from abpool.errors import InvalidArgumentError
 from abpool.io import atomic_write, write_json
+from abpool.store import remove_work_leftovers
 
 RESULTS_FILE = "results.parquet"
 # What a batch of several metrics accepts beside its own settings: each metric otherwise takes its model's defaults.
@@ -292,6 +293,7 @@ def analyze_batch(
                 where=where,
             )
         directory.mkdir(parents=True, exist_ok=True)
+        remove_work_leftovers(directory)
         write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
         records, tasks = _plan(found, model, settings, seed, directory, force=force, reports=reports, runs=runs)
         reused = len(records) - sum(1 for r in records.values() if r["status"] == REFUSED)

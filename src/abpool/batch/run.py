@@ -159,7 +159,10 @@ def fit_task(task: Task) -> dict[str, Any]:
         if task.save_run and task.model == METRICS:
             result.save(task.run_path, report=task.report)
         elif task.save_run:
-            result.save(task.run_path, report=task.report, force=True)
+            from abpool.store import save_result
+
+            # The batch removed the leftovers of killed saves once, before its first fit.
+            save_result(result, task.run_path, report=task.report, force=True, tidy=False)
         if not task.save_run or task.model == METRICS:
             record["cells"] = task.cells.to_record()
         record |= experiment_outcome(task.name, result)
