@@ -186,7 +186,8 @@ def test_a_batch_with_a_condition_fits_only_the_rows_meeting_it(seed, tmp_path, 
         "means": {"value": "revenue"},
         "metrics": {"metrics": ["converted", "revenue"]},
     }[model]
-    condition = "experiment <> 'exp 2''s' AND converted IS NOT NULL"
+    # A comment ends the condition: it must not swallow the experiment's own condition joined after it.
+    condition = "experiment <> 'exp 2''s' AND converted IS NOT NULL -- all but the second"
     done = analyze_batch(path, out=tmp_path / "out", seed=seed, where=condition, reports=False, **options)
     assert list(done.statuses()["experiment"]) == ["exp 1's", "exp 3's"]
     assert (done.statuses()["status"] == "ok").all()
@@ -199,7 +200,7 @@ def test_a_batch_with_a_condition_fits_only_the_rows_meeting_it(seed, tmp_path, 
     )
     if model != "metrics":
         saved = json.loads(next((tmp_path / "out" / "experiments").glob("*/summary.json")).read_text())
-        assert saved["data"]["origin"]["where"].startswith(f"({condition}) AND ")
+        assert saved["data"]["origin"]["where"].startswith(f"({condition}\n) AND ")
         assert_same_answers(saved, refit(saved["provenance"]["reproduce"]))
 
 

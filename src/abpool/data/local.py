@@ -529,10 +529,17 @@ def both_conditions(first: str | None, second: str | None) -> str | None:
     "(country = 'DE') AND (day > 3)"
     >>> both_conditions(None, "day > 3")
     'day > 3'
+    >>> both_conditions("day > 3 -- the last week", "arm <> 'C'")
+    "(day > 3 -- the last week\\n) AND (arm <> 'C')"
     """
     if first is None or second is None:
         return second if first is None else first
-    return f"({first}) AND ({second})"
+    return f"({_line_closed(first)}) AND ({_line_closed(second)})"
+
+
+def _line_closed(condition: str) -> str:
+    """``condition`` ended by a new line when it may end in a comment (``-- …``), which would swallow what follows."""
+    return condition + "\n" if "--" in condition else condition
 
 
 @contextlib.contextmanager
