@@ -433,3 +433,32 @@ def test_a_postgres_batch_experiments_command_refits_it_in_the_server(server, se
         refitted = json.loads(again.stdout)
         assert refitted["data"]["fingerprint"] == saved["data"]["fingerprint"]
         assert refitted["summary"] == saved["summary"]
+
+
+def test_a_continuous_metrics_batch_over_postgres_reads_each_experiment_in_the_server(server, seed, tmp_path):
+    frames = [_revenue(seed + e).assign(experiment=f"exp{e + 1}") for e in range(3)]
+    frames[2].loc[7, "revenue"] = np.nan  # its own fault: this experiment alone is refused
+    table = pd.concat(frames, ignore_index=True)
+    _load(server, table, "orders_batch")
+    done = abpool.analyze_batch(
+        server.url, table="orders_batch", value="revenue", cap=0.9, out=tmp_path / "out", seed=seed, reports=False
+    )
+    statuses = done.statuses().set_index("experiment")["status"].to_dict()
+    assert statuses == {"exp1": "ok", "exp2": "ok", "exp3": "refused"}
+    assert "experiment 'exp3': value column 'revenue' has 1 NULL" in done.statuses()["reason"].iloc[2]
+    # Each experiment as a file batch reads it: its own cap, the same moments to the database's rounding.
+    local = abpool.analyze_batch(
+        table.iloc[: sum(len(f) for f in frames[:2])], value="revenue", cap=0.9, out=tmp_path / "local", seed=seed
+    )
+    for name in ("exp1", "exp2"):
+        got, truth = done.result(name).cells, local.result(name).cells
+        assert got.cap["value"] == pytest.approx(truth.cap["value"], rel=1e-15)
+        assert got.table[["arm", "n", "capped"]].equals(truth.table[["arm", "n", "capped"]])
+        np.testing.assert_allclose(got.table[["mean", "m2"]], truth.table[["mean", "m2"]], rtol=1e-12, atol=0)
+    saved = json.loads(next((tmp_path / "out" / "experiments").glob("exp1-*/summary.json")).read_text())
+    command = saved["provenance"]["reproduce"]
+    _secret_free(command)
+    assert "--query" in command and "--where" not in command
+    again = _cli(*shlex.split(command)[1:], "--json", env={"PGPASSWORD": PASSWORD})
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["summary"] == saved["summary"]

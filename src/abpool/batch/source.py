@@ -33,10 +33,6 @@ from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
 EXPERIMENT_NAMES = ("experiment", "experiment_id", "test", "test_id")
-_SERVER_ROWS = (
-    "a batch of a continuous metric, or of a long table's metrics, reads files and DuckDB databases; from a "
-    "database server, export the unit rows or give each metric its own column of 0/1 outcomes"
-)
 
 
 @dataclass(frozen=True)
@@ -185,7 +181,11 @@ def read_moment_experiments(
     from abpool.data.moments import load_moments
 
     if is_warehouse(data):
-        raise InvalidArgumentError(_SERVER_ROWS)
+        if where is not None:
+            raise InvalidArgumentError(SERVER_WHERE)
+        return _read_warehouse_moments(
+            data, experiment=experiment, value=value, arm=arm, cap=cap, table=table, query=query
+        )
     place: dict[str, str | None] = {"table": table, "query": query}
     names, source, column = _experiment_names(data, experiment, place, where)
     found = []
@@ -333,6 +333,38 @@ def _split(everything: Cells, column: str, segments: list[str]) -> dict[str, Cel
         rows = int(mine["trials"].sum()) if everything.form == "units" else len(mine)
         parts[name] = dataclasses.replace(everything, table=mine, segment_columns=tuple(segments), input_rows=rows)
     return parts
+
+
+def _read_warehouse_moments(
+    data: Any,
+    *,
+    experiment: str | None,
+    value: str | None,
+    arm: str | None,
+    cap: float | None,
+    table: str | None,
+    query: str | None,
+) -> ExperimentsRead:
+    """Every experiment of a database table, each reduced to per-arm moments inside the database by its own query.
+
+    Each experiment is its own ``GROUP BY`` (and, with ``cap``, its own quantile), as each file experiment is
+    its own pass; one at fault is refused with its reason.
+    """
+    from abpool.data.warehouse import experiment_names, read_warehouse_moments
+
+    names, source, column = experiment_names(
+        data, table=table, query=query, experiment=experiment, names=EXPERIMENT_NAMES
+    )
+    found = []
+    for name in sorted(names, key=_natural_key):
+        try:
+            moments = read_warehouse_moments(
+                data, table=table, query=query, arm=arm, value=value, cap=cap, experiment=(column, name)
+            )
+            found.append(Experiment(name, moments))
+        except InvalidDataError as exc:
+            found.append(Experiment(name, None, f"experiment {name!r}: {exc}"))
+    return ExperimentsRead(_with_origins(found, data, column, table=table, query=query, where=None), source, column)
 
 
 def _read_warehouse(data: Any, *, experiment: str | None, **columns: Any) -> ExperimentsRead:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -520,6 +521,27 @@ def read_warehouse_cells(
     return read.finish(cells)
 
 
+def experiment_names(
+    data: Any, *, table: str | None, query: str | None, experiment: str | None, names: Sequence[str]
+) -> tuple[list[str], str, str]:
+    """The distinct experiments of a database's rows (as text), the source's name and the experiment column.
+
+    One ``SELECT DISTINCT`` in the database; an empty experiment makes the table unusable, as in a file.
+    """
+    with _opened(data, table, query) as database:
+        columns = [str(c) for c in database.table.columns]
+        column = str(_resolve(columns, experiment, names, "experiment", "--experiment", database.name))
+        found = database.run(database.table.select(e=database.table[column].cast("string")).distinct())
+    values = found["e"].tolist()
+    if not values:
+        raise InvalidDataError(f"{database.name} has no data rows")
+    if any(value is None or (isinstance(value, float) and math.isnan(value)) for value in values):
+        raise InvalidDataError(
+            f"experiment column {column!r} is empty in some rows of {database.name}; every row needs its experiment"
+        )
+    return [str(value) for value in values], database.name, column
+
+
 def read_warehouse_moments(
     data: Any,
     *,
@@ -530,8 +552,12 @@ def read_warehouse_moments(
     segment: str | Sequence[str] | None = None,
     control: str | None = None,
     cap: float | None = None,
+    experiment: tuple[str, str] | None = None,
 ) -> Any:
     """:func:`abpool.data.load_moments` of a database: unit values reduced to per-arm moments inside it.
+
+    ``experiment``, a column and a name, keeps only that experiment's rows (compared as text,
+    as :func:`experiment_names` lists them): one experiment of a batch, its cap its own.
 
     One ``GROUP BY`` returns each cell's ``n``, the sums of ``d = x − c`` and
     ``d²`` around a shift ``c`` (the median of up to a thousand values, asked
@@ -554,6 +580,10 @@ def read_warehouse_moments(
     with _opened(data, table, query) as database:
         source = database.table
         columns = [str(c) for c in source.columns]
+        if experiment is not None:
+            column, name = experiment
+            source = source.filter(source[column].cast("string") == name)
+            columns.remove(column)
         arm_column = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", database.name)
         value_column = _resolve(columns, value, VALUE_NAMES, "value", "--value", database.name)
         wanted = [segment] if isinstance(segment, str) else list(segment or [])
