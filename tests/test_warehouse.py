@@ -341,7 +341,7 @@ def test_the_readmes_postgres_examples_run_against_a_real_server(server, tmp_pat
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         _secret_free(done.stdout + done.stderr)
         ran += 1
-    assert ran == 3
+    assert ran == 4
     with psycopg.connect(server.url) as con:
         assert con.execute("SELECT count(DISTINCT experiment) FROM abpool_results").fetchone()[0] == 12
 
@@ -462,3 +462,30 @@ def test_a_continuous_metrics_batch_over_postgres_reads_each_experiment_in_the_s
     again = _cli(*shlex.split(command)[1:], "--json", env={"PGPASSWORD": PASSWORD})
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["summary"] == saved["summary"]
+
+
+def test_several_metrics_are_read_from_postgres_one_column_each(server, seed, tmp_path):
+    frames = []
+    for e in range(2):
+        frame = _revenue(seed + e)
+        frame["purchased"] = (frame["revenue"] > 1e6).astype("int64")
+        frames.append(frame.assign(experiment=f"exp{e + 1}"))
+    table = pd.concat(frames, ignore_index=True)
+    _load(server, table, "shop_metrics")
+    options = dict(metrics=["purchased", "revenue"], cap=0.9, seed=seed)
+    one = table[table["experiment"] == "exp1"].drop(columns="experiment")
+    _load(server, one, "shop_metrics_one")
+    got = abpool.analyze_metrics(server.url, table="shop_metrics_one", **options)
+    truth = abpool.analyze_metrics(one, **options)
+    assert [r.model for r in got.results.values()] == ["variants", "means"]
+    pd.testing.assert_frame_equal(got.results["purchased"].summary(), truth.results["purchased"].summary())
+    # The database's plain sums against DuckDB's compensated ones: the same to ~1e-12 (see above).
+    pd.testing.assert_frame_equal(got.guardrails(), truth.guardrails(), rtol=1e-9)
+    done = abpool.analyze_batch(server.url, table="shop_metrics", out=tmp_path / "out", reports=False, **options)
+    local = abpool.analyze_batch(table, out=tmp_path / "local", reports=False, **options)
+    assert (done.statuses()["status"] == "ok").all() and len(done.statuses()) == 2
+    pd.testing.assert_frame_equal(
+        done.table.drop(columns="data_fingerprint"), local.table.drop(columns="data_fingerprint"), rtol=1e-9
+    )
+    with pytest.raises(abpool.InvalidArgumentError, match=r"^a long table's metrics \(metric_column\) are read from"):
+        abpool.analyze_metrics(server.url, table="shop_metrics", metrics=["a", "b"], metric_column="experiment")

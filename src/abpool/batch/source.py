@@ -236,7 +236,15 @@ def read_metric_experiments(
 
     place: dict[str, str | None] = {"table": table, "query": query}
     places = metric_places(data, metrics, metric_column=metric_column, value=value, where=where, **place)
-    names, source, column = _experiment_names(data, experiment, place, where)
+    if is_warehouse(data):
+        from abpool.data.warehouse import experiment_names
+
+        if where is not None:
+            raise InvalidArgumentError(SERVER_WHERE)
+        names, source, column = experiment_names(data, experiment=experiment, names=EXPERIMENT_NAMES, **place)
+        names = sorted(names, key=_natural_key)
+    else:
+        names, source, column = _experiment_names(data, experiment, place, where)
     per_metric: dict[str, dict[str, Experiment]] = {}
     for metric in places:
         rows = both_conditions(where, metric.where)

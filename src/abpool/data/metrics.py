@@ -145,11 +145,11 @@ def metric_places(
         For a long table's missing column, or a metric with no rows (listing the metrics it has).
     """
     names = _metric_names(metrics)
-    if is_warehouse(data):
+    if is_warehouse(data) and metric_column is not None:
         raise InvalidArgumentError(
-            "several metrics are read from files, DataFrames and DuckDB databases; from a database server, export "
-            "the unit rows (one column per metric, or a long table), or analyse each metric with abpool variants "
-            "or abpool means"
+            "a long table's metrics (metric_column) are read from files, DataFrames and DuckDB databases; from a "
+            "database server, give each metric its own column (one row per user), or analyse each metric with "
+            "abpool variants or abpool means and a query choosing its rows"
         )
     if value is not None and metric_column is None:
         raise InvalidArgumentError("value names the value column of a long table; give metric_column too")
@@ -190,6 +190,14 @@ def is_binary(
     """
     from abpool.data.local import _column_types, _fetchone, _is_numeric, _open, _quote, connection
 
+    if is_warehouse(data):
+        from abpool.data.warehouse import is_binary_in_database
+
+        if where is not None:
+            from abpool.data import SERVER_WHERE
+
+            raise InvalidArgumentError(SERVER_WHERE)
+        return is_binary_in_database(data, column, table=table, query=query, role=role)
     with connection(table=table, query=query, where=where) as con:
         source = _open(con, data)
         types = _column_types(con.con)

@@ -521,6 +521,28 @@ def read_warehouse_cells(
     return read.finish(cells)
 
 
+def is_binary_in_database(data: Any, column: str, *, table: str | None, query: str | None, role: str) -> bool:
+    """:func:`abpool.data.metrics.is_binary` of a database's column, asked of the database in one aggregate."""
+    with _opened(data, table, query) as database:
+        source = database.table
+        columns = [str(c) for c in source.columns]
+        if column not in columns:
+            raise InvalidDataError(
+                f"{role} column {column!r} not found in {database.name}; columns are: {', '.join(columns)}"
+            )
+        kind = source[column].type()
+        if kind.is_boolean():
+            return True
+        if not kind.is_numeric():
+            raise InvalidDataError(
+                f"{role} column {column!r} of {database.name} is {str(kind).lower()}, not numbers; a metric is a "
+                "0/1 outcome or a numeric value per user"
+            )
+        # NULLs are not counted, as in the file path's NOT IN: the reader of the chosen model refuses them.
+        found = database.run(source.aggregate(others=source.count(where=source[column].notin([0, 1]))))
+    return int(found["others"].iloc[0]) == 0
+
+
 def experiment_names(
     data: Any, *, table: str | None, query: str | None, experiment: str | None, names: Sequence[str]
 ) -> tuple[list[str], str, str]:
