@@ -386,3 +386,19 @@ def test_workers_compile_directories_are_private_and_removed_when_they_end(tmp_p
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout) >= 2
     assert list((tmp_path / "work").iterdir()) == []
+
+
+def test_a_batch_without_saved_runs_never_loads_xarray(tmp_path) -> None:
+    # Building an xarray object imports Dask when it is installed: a second per process for nothing.
+    code = (
+        "import sys, pandas as pd\n"
+        "from abpool.batch import analyze_batch\n"
+        f"table = pd.read_parquet({str(tmp_path / 'cells.parquet')!r})\n"
+        f"done = analyze_batch(table, out={str(tmp_path / 'out')!r}, seed=1, runs=False)\n"
+        "assert (done.statuses()['status'] == 'ok').all()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('xarray', 'dask')))"
+    )
+    cells_table(3).to_parquet(tmp_path / "cells.parquet")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -12,7 +12,9 @@ The DataTree is the one the same arrays would have given at once.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -68,7 +70,8 @@ class Group:
 
     def __init__(self, variables: Mapping[str, tuple[Iterable[str], Any]], coords: Mapping[str, Any] | None = None):
         self._variables = {name: Variable(dims, values) for name, (dims, values) in variables.items()}
-        self._coords = dict(coords or {})
+        # Shared labels (see shared_labels) are kept as they are: their xarray coordinates are built once.
+        self._coords: Mapping[str, Any] = coords if isinstance(coords, MappingProxyType) else dict(coords or {})
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -126,8 +129,49 @@ class Group:
 
         return xr.Dataset(
             {name: (variable.dims, variable.values) for name, variable in self._variables.items()},
-            coords=self._coords,
+            coords=_xarray_coordinates(self._coords),
         )
+
+
+def shared_labels(labels: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``labels`` (dimension → labels) to be shared by many groups: their xarray indexes are built once.
+
+    A batch fits experiment after experiment of one shape; building a Dataset's
+    indexes costs more than the rest of it, and indexes never change, so the
+    Datasets of groups given the same shared labels share them. Nothing of
+    xarray is imported until a Dataset is built.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = shared_labels({"arm": ["A", "B"]})
+    >>> first = Group({"rate": (("arm",), np.zeros(2))}, labels).to_xarray()
+    >>> second = Group({"rate": (("arm",), np.ones(2))}, labels).to_xarray()
+    >>> first.xindexes["arm"] is second.xindexes["arm"]
+    True
+    """
+    return MappingProxyType(dict(labels))
+
+
+# The xarray coordinates of recent shared labels, by identity; each entry keeps its labels alive, so an
+# identity is never reused while it is here.
+_COORDINATES: OrderedDict[int, tuple[Mapping[str, Any], Any]] = OrderedDict()
+_COORDINATES_KEPT = 16
+
+
+def _xarray_coordinates(labels: Mapping[str, Any]) -> Any:
+    """``labels`` for :class:`xarray.Dataset`: the same coordinates each time for shared labels."""
+    if not isinstance(labels, MappingProxyType):
+        return dict(labels)
+    import xarray as xr
+
+    found = _COORDINATES.get(id(labels))
+    if found is None:
+        found = (labels, xr.Coordinates(dict(labels)))
+        _COORDINATES[id(labels)] = found
+        while len(_COORDINATES) > _COORDINATES_KEPT:
+            _COORDINATES.popitem(last=False)
+    return found[1]
 
 
 class DrawTree:

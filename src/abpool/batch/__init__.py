@@ -251,7 +251,7 @@ def analyze_batch(
     out = Path(out)
     seed = _batch_seed(out, seed)
     directory = out / EXPERIMENTS_DIR
-    with Engine(engine, workers, scheduler) as runner:
+    with Engine(engine, workers, scheduler, saves_draws=runs) as runner:
         if force or next(directory.glob("*.json"), None) is None:
             # Nothing to reuse, so every experiment will be fitted: the workers start while the table is read.
             runner.start()

@@ -179,17 +179,19 @@ def fit_tasks(tasks: Sequence[Task]) -> list[dict[str, Any]]:
     return [fit_task(task) for task in tasks]
 
 
-def warm_up() -> None:
+def warm_up(saves_draws: bool = True) -> None:
     """Import and initialise what every fit needs: in a new worker, while the main process reads the table.
 
     The first xarray object of a process looks up xarray's optional backends
-    (and imports dask when installed): half a second that would otherwise
-    delay the worker's first experiment.
+    (and imports dask when installed): a second that would otherwise delay the
+    worker's first saved run. A batch that saves no draws (``--no-runs``)
+    never builds one, and skips it.
     """
-    import xarray as xr
-
     _private_compile_directory()
-    xr.DataTree.from_dict({"warm-up": xr.Dataset({"x": ("draw", [0.0])}, coords={"draw": [0]})})
+    if saves_draws:
+        import xarray as xr
+
+        xr.DataTree.from_dict({"warm-up": xr.Dataset({"x": ("draw", [0.0])}, coords={"draw": [0]})})
 
 
 def chunks(tasks: Sequence[Task], workers: int) -> list[Sequence[Task]]:
@@ -249,6 +251,8 @@ class Engine:
     kind: str = "process"
     workers: int = 1
     scheduler: str | None = None
+    # Whether the fits save their draws (the workers' warm-up then prepares xarray).
+    saves_draws: bool = True
     _pool: Any = field(default=None, init=False, repr=False)
 
     @property
@@ -268,7 +272,7 @@ class Engine:
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=tune_process)
         # A spawning pool starts a worker per task submitted while none is idle: one warm-up each starts them all.
         for _ in range(self.workers):
-            self._pool.submit(warm_up)
+            self._pool.submit(warm_up, self.saves_draws)
 
     def close(self) -> None:
         """Shut the local pool down, if it was started: after an error, the fits not yet begun are dropped."""

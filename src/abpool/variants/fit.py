@@ -24,7 +24,7 @@ from abpool._version import __version__
 from abpool.data import Cells, DataSource, cells_from_counts, load_cells
 from abpool.decisions import DEFAULT_THRESHOLD, choose_control
 from abpool.diagnostics import independent_draws
-from abpool.draws import Group
+from abpool.draws import Group, shared_labels
 from abpool.errors import InvalidArgumentError
 from abpool.result import check_on_unconverged
 from abpool.variants.engines import build_pymc_model, conditional_rate_draws, exact_draws
@@ -42,16 +42,13 @@ MCMC_DRAWS = 2_000
 
 @lru_cache(maxsize=16)
 def _coordinates(chains: int | None, draws: int | None, arms: tuple[str, ...]) -> Any:
-    """The coordinates of a fit's draws (``chain``, ``draw`` and ``arm``; only ``arm`` without chains), built once.
+    """The labels of a fit's draws (``chain``, ``draw`` and ``arm``; only ``arm`` without chains), made once per shape.
 
-    Building their indexes costs more than the rest of the draws' Dataset, and a
-    batch fits experiment after experiment of the same shape. Indexes never
-    change, so the Datasets can share them.
+    A batch fits experiment after experiment of the same shape; shared, their
+    xarray indexes are built once, and only if a DataTree is (see :func:`abpool.draws.shared_labels`).
     """
-    import xarray as xr
-
     coords: dict[str, Any] = {} if chains is None else {"chain": np.arange(chains), "draw": np.arange(draws)}
-    return xr.Coordinates(coords | {"arm": list(arms)})
+    return shared_labels(coords | {"arm": list(arms)})
 
 
 def default_exact_draws(n_variants: int) -> int:
