@@ -358,20 +358,15 @@ def _read_warehouse_moments(
     Each experiment is its own ``GROUP BY`` (and, with ``cap``, its own quantile), as each file experiment is
     its own pass; one at fault is refused with its reason.
     """
-    from abpool.data.warehouse import experiment_names, read_warehouse_moments
+    from abpool.data.warehouse import read_warehouse_experiment_moments
 
-    names, source, column = experiment_names(
-        data, table=table, query=query, experiment=experiment, names=EXPERIMENT_NAMES
+    read, source, column = read_warehouse_experiment_moments(
+        data, table=table, query=query, experiment=experiment, names=EXPERIMENT_NAMES, arm=arm, value=value, cap=cap
     )
-    found = []
-    for name in sorted(names, key=_natural_key):
-        try:
-            moments = read_warehouse_moments(
-                data, table=table, query=query, arm=arm, value=value, cap=cap, experiment=(column, name)
-            )
-            found.append(Experiment(name, moments))
-        except InvalidDataError as exc:
-            found.append(Experiment(name, None, f"experiment {name!r}: {exc}"))
+    found = [
+        Experiment(name, moments) if reason is None else Experiment(name, None, f"experiment {name!r}: {reason}")
+        for name, moments, reason in sorted(read, key=lambda item: _natural_key(item[0]))
+    ]
     return ExperimentsRead(_with_origins(found, data, column, table=table, query=query, where=None), source, column)
 
 

@@ -551,9 +551,15 @@ def experiment_names(
     One ``SELECT DISTINCT`` in the database; an empty experiment makes the table unusable, as in a file.
     """
     with _opened(data, table, query) as database:
-        columns = [str(c) for c in database.table.columns]
-        column = str(_resolve(columns, experiment, names, "experiment", "--experiment", database.name))
-        found = database.run(database.table.select(e=database.table[column].cast("string")).distinct())
+        return _experiment_names_in(database, experiment, names)
+
+
+def _experiment_names_in(
+    database: _Database, experiment: str | None, names: Sequence[str]
+) -> tuple[list[str], str, str]:
+    columns = [str(c) for c in database.table.columns]
+    column = str(_resolve(columns, experiment, names, "experiment", "--experiment", database.name))
+    found = database.run(database.table.select(e=database.table[column].cast("string")).distinct())
     values = found["e"].tolist()
     if not values:
         raise InvalidDataError(f"{database.name} has no data rows")
@@ -562,6 +568,38 @@ def experiment_names(
             f"experiment column {column!r} is empty in some rows of {database.name}; every row needs its experiment"
         )
     return [str(value) for value in values], database.name, column
+
+
+def read_warehouse_experiment_moments(
+    data: Any,
+    *,
+    table: str | None,
+    query: str | None,
+    experiment: str | None,
+    names: Sequence[str],
+    arm: str | None,
+    value: str | None,
+    cap: float | None,
+) -> tuple[list[tuple[str, Any, str | None]], str, str]:
+    """Every experiment of a database's rows reduced to per-arm moments inside it, over one connection.
+
+    Returns ``(name, moments, None)``, or ``(name, None, reason)`` for an
+    experiment whose rows are at fault, for each experiment; the source's
+    name; and the experiment column. Each experiment is its own ``GROUP BY``
+    with its own cap (:func:`read_warehouse_moments` with ``experiment``).
+    """
+    with _opened(data, table, query) as database:
+        found, source, column = _experiment_names_in(database, experiment, names)
+        read: list[tuple[str, Any, str | None]] = []
+        for name in found:
+            try:
+                moments = _moments_in(
+                    database, arm=arm, value=value, segment=None, control=None, cap=cap, experiment=(column, name)
+                )
+                read.append((name, moments, None))
+            except InvalidDataError as exc:
+                read.append((name, None, str(exc)))
+    return read, source, column
 
 
 def read_warehouse_moments(
@@ -593,50 +631,64 @@ def read_warehouse_moments(
     the whole experiment. Skewness is not computed in the database, so
     Cochran's rule is not applied (the small-sample rule is).
     """
-    import math
+    with _opened(data, table, query) as database:
+        return _moments_in(
+            database, arm=arm, value=value, segment=segment, control=control, cap=cap, experiment=experiment
+        )
 
+
+def _moments_in(
+    database: _Database,
+    *,
+    arm: str | None,
+    value: str | None,
+    segment: str | Sequence[str] | None,
+    control: str | None,
+    cap: float | None,
+    experiment: tuple[str, str] | None,
+) -> Any:
+    """:func:`read_warehouse_moments` of an opened database."""
     from abpool.data.cells import ARM_NAMES
     from abpool.data.moments import _SHIFT_CANCELLATION, _SHIFT_ROWS, VALUE_NAMES, load_moments
 
     ibis = _ibis()
-    with _opened(data, table, query) as database:
-        source = database.table
-        columns = [str(c) for c in source.columns]
-        if experiment is not None:
-            column, name = experiment
-            source = source.filter(source[column].cast("string") == name)
-            columns.remove(column)
-        arm_column = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", database.name)
-        value_column = _resolve(columns, value, VALUE_NAMES, "value", "--value", database.name)
-        wanted = [segment] if isinstance(segment, str) else list(segment or [])
-        segments = [str(_resolve(columns, name, (), "segment", "--segment", database.name)) for name in wanted]
-        keys = [*segments, arm_column]
-        if not source[value_column].type().is_numeric():
-            raise InvalidDataError(
-                f"value column {value_column!r} of {database.name} is {source[value_column].type()}, not numbers; "
-                "a continuous metric needs one number per user"
-            )
-        values = source[value_column].cast("float64")
-        bad = values.isnull() | values.isnan() | values.isinf()
-        cap_value = None
-        if cap is not None:
-            found = database.run(source.aggregate(cap=values.quantile(cap, where=~bad)))
-            cap_value = float(found["cap"].iloc[0])
-        kept = values if cap_value is None else ibis.least(values, cap_value)
-        sample = source.filter(~bad).select(v=values).limit(_SHIFT_ROWS)
-        found = database.run(sample.aggregate(c=sample.v.median()))["c"].iloc[0]
-        shift = 0.0 if pd.isna(found) else float(found)
-        d = kept - shift
-        grouped = source.group_by(keys).aggregate(
-            n=source.count(where=~bad),
-            s1=d.sum(where=~bad),
-            s2=(d * d).sum(where=~bad),
-            variance=kept.var(how="sample", where=~bad),
-            bad=source.count(where=bad),
-            capped=source.count(where=~bad & (values > (math.inf if cap_value is None else cap_value))),
+    source = database.table
+    columns = [str(c) for c in source.columns]
+    if experiment is not None:
+        column, name = experiment
+        source = source.filter(source[column].cast("string") == name)
+        columns.remove(column)
+    arm_column = _resolve(columns, arm, ARM_NAMES, "arm", "--arm", database.name)
+    value_column = _resolve(columns, value, VALUE_NAMES, "value", "--value", database.name)
+    wanted = [segment] if isinstance(segment, str) else list(segment or [])
+    segments = [str(_resolve(columns, name, (), "segment", "--segment", database.name)) for name in wanted]
+    keys = [*segments, arm_column]
+    if not source[value_column].type().is_numeric():
+        raise InvalidDataError(
+            f"value column {value_column!r} of {database.name} is {source[value_column].type()}, not numbers; "
+            "a continuous metric needs one number per user"
         )
-        statistics = [grouped[name] for name in ("n", "s1", "s2", "variance", "bad", "capped")]
-        frame = database.run(grouped.select(*[grouped[k].cast("string").name(k) for k in keys], *statistics))
+    values = source[value_column].cast("float64")
+    bad = values.isnull() | values.isnan() | values.isinf()
+    cap_value = None
+    if cap is not None:
+        found = database.run(source.aggregate(cap=values.quantile(cap, where=~bad)))
+        cap_value = float(found["cap"].iloc[0])
+    kept = values if cap_value is None else ibis.least(values, cap_value)
+    sample = source.filter(~bad).select(v=values).limit(_SHIFT_ROWS)
+    found = database.run(sample.aggregate(c=sample.v.median()))["c"].iloc[0]
+    shift = 0.0 if pd.isna(found) else float(found)
+    d = kept - shift
+    grouped = source.group_by(keys).aggregate(
+        n=source.count(where=~bad),
+        s1=d.sum(where=~bad),
+        s2=(d * d).sum(where=~bad),
+        variance=kept.var(how="sample", where=~bad),
+        bad=source.count(where=bad),
+        capped=source.count(where=~bad & (values > (math.inf if cap_value is None else cap_value))),
+    )
+    statistics = [grouped[name] for name in ("n", "s1", "s2", "variance", "bad", "capped")]
+    frame = database.run(grouped.select(*[grouped[k].cast("string").name(k) for k in keys], *statistics))
     if frame.empty:
         raise InvalidDataError(f"{database.name} has no data rows")
     faults = int(frame["bad"].sum())
