@@ -255,43 +255,21 @@ def analyze_batch(
         if force or next(directory.glob("*.json"), None) is None:
             # Nothing to reuse, so every experiment will be fitted: the workers start while the table is read.
             runner.start()
+        # Where the rows are and which are kept: the same for every model's reader.
+        rows: dict[str, Any] = {"experiment": experiment, "arm": arm, "table": table, "query": query, "where": where}
         if model == METRICS:
             found = read_metric_experiments(
                 data,
-                experiment=experiment,
                 metrics=list(metrics or ()),
                 metric_column=metric_column,
                 value=value,
-                arm=arm,
                 cap=options.get("cap"),
-                table=table,
-                query=query,
-                where=where,
+                **rows,
             )
         elif model == "means":
-            found = read_moment_experiments(
-                data,
-                experiment=experiment,
-                value=value,
-                arm=arm,
-                cap=options.get("cap"),
-                table=table,
-                query=query,
-                where=where,
-            )
+            found = read_moment_experiments(data, value=value, cap=options.get("cap"), **rows)
         else:
-            found = read_experiments(
-                data,
-                experiment=experiment,
-                segment=segment,
-                arm=arm,
-                outcome=outcome,
-                trials=trials,
-                successes=successes,
-                table=table,
-                query=query,
-                where=where,
-            )
+            found = read_experiments(data, segment=segment, outcome=outcome, trials=trials, successes=successes, **rows)
         directory.mkdir(parents=True, exist_ok=True)
         remove_work_leftovers(directory)
         write_json(out / BATCH_FILE, {"seed": seed, "model": model, "source": found.source})
