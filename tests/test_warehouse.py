@@ -487,5 +487,12 @@ def test_several_metrics_are_read_from_postgres_one_column_each(server, seed, tm
     pd.testing.assert_frame_equal(
         done.table.drop(columns="data_fingerprint"), local.table.drop(columns="data_fingerprint"), rtol=1e-9
     )
+    # The same one-line refusals as a file's, worded in one place.
+    with pytest.raises(InvalidDataError, match=r"^metric column 'nope' not found in postgresql://.*; columns are: "):
+        abpool.analyze_metrics(server.url, table="shop_metrics", metrics=["purchased", "nope"])
+    with pytest.raises(
+        InvalidDataError, match=r"^metric column 'experiment' of postgresql://.* is string, not numbers"
+    ):
+        abpool.analyze_metrics(server.url, table="shop_metrics", metrics=["purchased", "experiment"])
     with pytest.raises(abpool.InvalidArgumentError, match=r"^a long table's metrics \(metric_column\) are read from"):
         abpool.analyze_metrics(server.url, table="shop_metrics", metrics=["a", "b"], metric_column="experiment")

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from abpool.data import SERVER_WHERE, Cells, DataSource, read_cells
+from abpool.data import Cells, DataSource, check_where_applies, read_cells
 from abpool.data.cells import _natural_key, _resolve
 from abpool.data.local import _fetchone, _literal, _open, _quote, both_conditions, connection
 from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse
@@ -114,9 +114,8 @@ def read_experiments(
         raise InvalidArgumentError(f"experiment must be a column name (a string), got {experiment!r}")
     place: dict[str, str | None] = {"table": table, "query": query}
     columns: dict[str, Any] = {"arm": arm, "outcome": outcome, "trials": trials, "successes": successes, **place}
+    check_where_applies(data, where)
     if is_warehouse(data):
-        if where is not None:
-            raise InvalidArgumentError(SERVER_WHERE)
         return _read_warehouse(data, experiment=experiment, segment=segment, **columns)
     names, source, column = _experiment_names(data, experiment, place, where)
     segments = [segment] if isinstance(segment, str) else list(segment or [])
@@ -180,9 +179,8 @@ def read_moment_experiments(
     """
     from abpool.data.moments import load_moments
 
+    check_where_applies(data, where)
     if is_warehouse(data):
-        if where is not None:
-            raise InvalidArgumentError(SERVER_WHERE)
         return _read_warehouse_moments(
             data, experiment=experiment, value=value, arm=arm, cap=cap, table=table, query=query
         )
@@ -236,13 +234,11 @@ def read_metric_experiments(
 
     place: dict[str, str | None] = {"table": table, "query": query}
     places = metric_places(data, metrics, metric_column=metric_column, value=value, where=where, **place)
+    check_where_applies(data, where)
     if is_warehouse(data):
         from abpool.data.warehouse import experiment_names
 
-        if where is not None:
-            raise InvalidArgumentError(SERVER_WHERE)
         names, source, column = experiment_names(data, experiment=experiment, names=EXPERIMENT_NAMES, **place)
-        names = sorted(names, key=_natural_key)
     else:
         names, source, column = _experiment_names(data, experiment, place, where)
     per_metric: dict[str, dict[str, Experiment]] = {}
@@ -365,7 +361,7 @@ def _read_warehouse_moments(
     )
     found = [
         Experiment(name, moments) if reason is None else Experiment(name, None, f"experiment {name!r}: {reason}")
-        for name, moments, reason in sorted(read, key=lambda item: _natural_key(item[0]))
+        for name, moments, reason in read
     ]
     return ExperimentsRead(_with_origins(found, data, column, table=table, query=query, where=None), source, column)
 

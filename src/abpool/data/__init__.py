@@ -138,6 +138,18 @@ SERVER_WHERE = (
 )
 
 
+def check_where_applies(data: Any, where: str | None) -> None:
+    """Refuse a row condition (``where``) for a database server in one line: there the query chooses the rows.
+
+    Examples
+    --------
+    >>> check_where_applies("events.csv", "day > 3")
+    >>> check_where_applies("postgresql://me@db/shop", None)
+    """
+    if where is not None and is_warehouse(data):
+        raise InvalidArgumentError(SERVER_WHERE)
+
+
 def read_cells(
     data: DataSource, *, where: str | None = None, table: str | None = None, query: str | None = None, **columns: Any
 ) -> Cells:
@@ -145,9 +157,8 @@ def read_cells(
 
     ``where`` is a DuckDB SQL condition (see :func:`abpool.data.local.read_local`).
     """
+    check_where_applies(data, where)
     if is_warehouse(data):
-        if where is not None:
-            raise InvalidArgumentError(SERVER_WHERE)
         cells = read_warehouse_cells(data, table=table, query=query, **columns)
     else:
         cells = read_local(data, where=where, table=table, query=query, **columns)
@@ -173,9 +184,8 @@ def read_moments(
     """
     from abpool.data.moments import load_moments
 
+    check_where_applies(data, where)
     if is_warehouse(data):
-        if where is not None:
-            raise InvalidArgumentError(SERVER_WHERE)
         statistics = sorted(role for role in ("n", "sum", "sum_sq", "mean", "sd", "std_error") if columns.get(role))
         if statistics:
             raise InvalidArgumentError(
@@ -263,6 +273,7 @@ __all__ = [
     "Cells",
     "DataSource",
     "cells_from_counts",
+    "check_where_applies",
     "load_cells",
     "read_cells",
     "read_moments",

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from abpool import _format as fmt
-from abpool.data import Cells, DataSource, read_cells, read_moments
+from abpool.data import Cells, DataSource, check_where_applies, read_cells, read_moments
 from abpool.data.moments import ArmMoments
 from abpool.data.warehouse import is_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
@@ -188,33 +188,42 @@ def is_binary(
     >>> is_binary(rows, "converted"), is_binary(rows, "orders")
     (True, False)
     """
+    check_where_applies(data, where)
+    if is_warehouse(data):
+        from abpool.data.warehouse import binary_facts_in_database
+
+        source, columns, kind, others = binary_facts_in_database(data, column, table=table, query=query)
+    else:
+        source, columns, kind, others = _binary_facts(data, column, table=table, query=query, where=where)
+    if kind is None:
+        raise InvalidDataError(f"{role} column {column!r} not found in {source}; columns are: {', '.join(columns)}")
+    if kind == "boolean":
+        return True
+    if kind != "numeric":
+        raise InvalidDataError(
+            f"{role} column {column!r} of {source} is {kind}, not numbers; a metric is a 0/1 outcome "
+            "or a numeric value per user"
+        )
+    return others == 0
+
+
+def _binary_facts(
+    data: DataSource, column: str, *, table: str | None, query: str | None, where: str | None
+) -> tuple[str, list[str], str | None, int | None]:
+    """:func:`abpool.data.warehouse.binary_facts_in_database` of a file, DataFrame or DuckDB database."""
     from abpool.data.local import _column_types, _fetchone, _is_numeric, _open, _quote, connection
 
-    if is_warehouse(data):
-        from abpool.data.warehouse import is_binary_in_database
-
-        if where is not None:
-            from abpool.data import SERVER_WHERE
-
-            raise InvalidArgumentError(SERVER_WHERE)
-        return is_binary_in_database(data, column, table=table, query=query, role=role)
     with connection(table=table, query=query, where=where) as con:
         source = _open(con, data)
         types = _column_types(con.con)
+        columns = [name for name in types if name != con.row]
         if column not in types:
-            listed = ", ".join(name for name in types if name != con.row)
-            raise InvalidDataError(f"{role} column {column!r} not found in {source}; columns are: {listed}")
+            return source, columns, None, None
         kind = types[column]
-        if kind == "BOOLEAN":
-            return True
-        if not _is_numeric(kind):
-            raise InvalidDataError(
-                f"{role} column {column!r} of {source} is {kind.lower()}, not numbers; a metric is a 0/1 outcome "
-                "or a numeric value per user"
-            )
-        quoted = _quote(column)
-        (others,) = _fetchone(con, f"SELECT count(*) FROM abpool_scan WHERE {quoted} NOT IN (0, 1)")
-        return int(others) == 0
+        if kind == "BOOLEAN" or not _is_numeric(kind):
+            return source, columns, "boolean" if kind == "BOOLEAN" else kind.lower(), None
+        (others,) = _fetchone(con, f"SELECT count(*) FROM abpool_scan WHERE {_quote(column)} NOT IN (0, 1)")
+        return source, columns, "numeric", int(others)
 
 
 def read_metrics(

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abpool.data.cells import Cells, Roles, _resolve, resolve_roles
+from abpool.data.cells import Cells, Roles, _natural_key, _resolve, resolve_roles
 from abpool.data.local import NamedFrame, _sorted_cells, read_local
 from abpool.data.origin import Origin, is_database_url
 from abpool.errors import InvalidArgumentError, InvalidDataError
@@ -521,32 +521,32 @@ def read_warehouse_cells(
     return read.finish(cells)
 
 
-def is_binary_in_database(data: Any, column: str, *, table: str | None, query: str | None, role: str) -> bool:
-    """:func:`abpool.data.metrics.is_binary` of a database's column, asked of the database in one aggregate."""
+def binary_facts_in_database(
+    data: Any, column: str, *, table: str | None, query: str | None
+) -> tuple[str, list[str], str | None, int | None]:
+    """What :func:`abpool.data.metrics.is_binary` needs of a database's column, asked of the database.
+
+    The source's name, its columns, the column's kind (``"boolean"``, ``"numeric"``, another type's
+    name, or None when there is no such column) and, for numbers, how many are neither 0 nor 1
+    (one aggregate; NULLs not counted, as in the file path's ``NOT IN``).
+    """
     with _opened(data, table, query) as database:
         source = database.table
         columns = [str(c) for c in source.columns]
         if column not in columns:
-            raise InvalidDataError(
-                f"{role} column {column!r} not found in {database.name}; columns are: {', '.join(columns)}"
-            )
+            return database.name, columns, None, None
         kind = source[column].type()
-        if kind.is_boolean():
-            return True
-        if not kind.is_numeric():
-            raise InvalidDataError(
-                f"{role} column {column!r} of {database.name} is {str(kind).lower()}, not numbers; a metric is a "
-                "0/1 outcome or a numeric value per user"
-            )
-        # NULLs are not counted, as in the file path's NOT IN: the reader of the chosen model refuses them.
+        if kind.is_boolean() or not kind.is_numeric():
+            return database.name, columns, "boolean" if kind.is_boolean() else str(kind).lower(), None
         found = database.run(source.aggregate(others=source.count(where=source[column].notin([0, 1]))))
-    return int(found["others"].iloc[0]) == 0
+    return database.name, columns, "numeric", int(found["others"].iloc[0])
 
 
 def experiment_names(
     data: Any, *, table: str | None, query: str | None, experiment: str | None, names: Sequence[str]
 ) -> tuple[list[str], str, str]:
-    """The distinct experiments of a database's rows (as text), the source's name and the experiment column.
+    """The distinct experiments of a database's rows (as text, sorted as a file's are), the source's name
+    and the experiment column.
 
     One ``SELECT DISTINCT`` in the database; an empty experiment makes the table unusable, as in a file.
     """
@@ -567,7 +567,7 @@ def _experiment_names_in(
         raise InvalidDataError(
             f"experiment column {column!r} is empty in some rows of {database.name}; every row needs its experiment"
         )
-    return [str(value) for value in values], database.name, column
+    return sorted((str(value) for value in values), key=_natural_key), database.name, column
 
 
 def read_warehouse_experiment_moments(
