@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-fast bench lint clean browser postgres
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/abpool/segments/_kernel.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

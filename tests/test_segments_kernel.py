@@ -8,8 +8,6 @@ the posteriors sampled through either must agree within Monte Carlo error.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,6 +29,8 @@ CASES = [
     pytest.param(3, 3, 1, 20, "conservative", id="tiny-cells"),
     pytest.param(4, 1, 10**6, 10**9, "article", id="huge-cells"),
     pytest.param(40, 1, 1, 50, "article", id="many-small-segments"),
+    # Past the kernel's scratch space on the stack (256 segments): the heap's.
+    pytest.param(300, 2, 1, 10**5, "article", id="many-segments"),
 ]
 
 
@@ -134,13 +134,62 @@ def test_kept_parameters_match_the_pymc_models_reconstruction(rng, segments, tre
         np.testing.assert_allclose(kept, expected, rtol=1e-10, atol=1e-10 * np.max(np.abs(expected)))
 
 
-def test_kernel_reports_a_non_finite_density_to_the_sampler():
+def test_kernel_reports_a_non_finite_density_or_a_wrong_dimension_to_the_sampler():
+    # nutpie reads the entry point's status: 0 fine, 3/4 a non-finite gradient/density (a rejected step),
+    # -1 a dimension that is not the buffer's.
     layout = random_layout(np.random.default_rng(0), 2, 1, 10, 10)
     buffer = density.pack(model_data(layout, "conditioned"), 3.0, 1.0, 1.0)
+    log_density = density._LOG_DENSITY(density.c_functions().log_density)
+    expand = density._EXPAND(density.c_functions().expand)
+
+    def status(x, dim=None):
+        grad, value = np.empty(x.size), np.empty(1)
+        dim = x.size if dim is None else dim
+        return log_density(dim, x.ctypes.data, grad.ctypes.data, value.ctypes.data, buffer.ctypes.data)
+
     x = np.zeros(density.coordinate_count(2, 1))
+    assert status(x) == 0
+    assert status(x, dim=x.size - 1) == -1
+    out = np.empty(x.size)
+    assert expand(x.size, x.size - 1, x.ctypes.data, out.ctypes.data, buffer.ctypes.data) == -1
     x[0] = 800.0  # sigma_a = exp(800) overflows
+    assert status(x) in (3, 4)
     value, gradient = density.log_density_and_gradient(x, buffer)
     assert not (np.isfinite(value) and np.isfinite(gradient).all())
+    x[0], x[-1] = 0.0, np.nan
+    assert status(x) in (3, 4)
+
+
+def test_the_kernel_reads_the_buffer_pack_writes():
+    from abpool.segments import _kernel
+
+    assert _kernel.HEADER == density.HEADER
+    with pytest.raises(ValueError, match="x has 3 coordinates"):
+        density.log_density_and_gradient(
+            np.zeros(3),
+            density.pack(
+                model_data(random_layout(np.random.default_rng(1), 2, 1, 10, 10), "conditioned"), 3.0, 1.0, 1.0
+            ),
+        )
+
+
+def test_an_install_without_the_compiled_kernel_is_refused_in_one_line():
+    import subprocess
+    import sys
+
+    # None in sys.modules makes the import fail, as it does in an install that could not build the kernel.
+    code = (
+        "import sys, abpool.segments\n"
+        "sys.modules['abpool.segments._kernel'] = None\n"
+        "from abpool.segments import density\n"
+        "try:\n"
+        "    density.c_functions()\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("AbpoolError abpool's compiled segments kernel is missing"), out
+    assert "sampler='pymc'" in out and "\n" not in out
 
 
 @pytest.mark.slow
@@ -229,12 +278,11 @@ def test_a_segments_fit_imports_nothing_heavy():
 
 def test_a_one_off_segments_command_loads_only_what_it_uses(tmp_path):
     # A one-off `abpool segments` is mostly imports: xarray (and the Dask it imports) only when the tree is
-    # read, numba's compiler only to compile the kernel; the kernel itself comes from numba's disk cache.
+    # read, and no compiler at all: the kernel was compiled when abpool was installed.
     # SciPy's special functions cost a sixth of the command: abpool._special computes the four it needs.
     import subprocess
     import sys
 
-    density.c_functions()  # the disk cache exists from here on
     data = tmp_path / "cells.csv"
     data.write_text(
         "country,treated,trials,successes\nCanada,0,100,30\nCanada,1,100,50\nChina,0,100,55\nChina,1,100,60\n"
@@ -247,35 +295,13 @@ def test_a_one_off_segments_command_loads_only_what_it_uses(tmp_path):
         "    run()\n"
         "except SystemExit as exit:\n"
         "    assert not exit.code, exit.code\n"
-        "heavy = {'pymc', 'pytensor', 'arviz', 'statsmodels', 'matplotlib', 'jinja2', 'xarray', 'dask'}\n"
+        "heavy = {'pymc', 'pytensor', 'arviz', 'statsmodels', 'matplotlib', 'jinja2', 'xarray', 'dask', 'numba',"
+        " 'llvmlite'}\n"
         "loaded = {m.split('.')[0] for m in sys.modules} & heavy\n"
-        "unused = ('numba.np.linalg', 'abpool.batch', 'abpool.scorecard', 'scipy.special', 'scipy.fft',"
+        "unused = ('abpool.batch', 'abpool.scorecard', 'scipy.special', 'scipy.fft',"
         " 'scipy.stats')\n"
         "loaded |= {m for m in unused if m in sys.modules}\n"
         "print(sorted(loaded))\n"
     )
     out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]", out
-
-
-@pytest.mark.slow
-def test_the_first_run_on_a_machine_gives_the_numbers_every_later_run_gives(tmp_path):
-    # A fresh compile's own machine code differs from the code numba caches in the last bits (1e-13 in the
-    # posterior); the kernel is compiled into the cache by a child process and every process loads it.
-    import os
-    import subprocess
-    import sys
-
-    data = tmp_path / "cells.csv"
-    data.write_text(
-        "country,treated,trials,successes\nCanada,0,100,30\nCanada,1,100,50\nChina,0,100,55\nChina,1,100,60\n"
-    )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
-    command = [sys.executable, "-m", "abpool", "segments", str(data), "--segment", "country", "--arm", "treated"]
-    command += ["--control", "0", "--seed", "4", "--json"]
-    first, second = (subprocess.run(command, capture_output=True, text=True, env=env, timeout=600) for _ in "ab")
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert "compiled abpool's segments kernel for this machine" in first.stderr
-    assert "compiled" not in second.stderr
-    cold, warm = json.loads(first.stdout), json.loads(second.stdout)
-    assert cold["summary"] == warm["summary"] and cold["population"] == warm["population"]

@@ -21,7 +21,7 @@ _STANDARD_NORMAL = statistics.NormalDist()
 
 
 def expit(x: ArrayLike) -> NDArray[np.float64]:
-    """The logistic function ``1 / (1 + exp(-x))``, computed in place (the same bits as SciPy's ``expit``).
+    """The logistic function ``1 / (1 + exp(-x))``, computed in place (SciPy's ``expit`` to 1e-15).
 
     Examples
     --------

@@ -267,7 +267,7 @@ class Engine:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # Spawned, not forked: a fork would copy this process's threads (numba, DuckDB) mid-flight.
+        # Spawned, not forked: a fork would copy this process's threads (nutpie's, DuckDB's) mid-flight.
         context = multiprocessing.get_context("spawn")
         self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context, initializer=tune_process)
         # A spawning pool starts a worker per task submitted while none is idle: one warm-up each starts them all.

@@ -1,11 +1,12 @@
-"""The conditioned segments model's log density and gradient, written out and compiled once per machine.
+"""The conditioned segments model's log density and gradient, written out in C and compiled at install time.
 
-The PyMC model of :mod:`abpool.segments.model` is the reference; this module
-computes exactly its log density (constants included) and its gradient with
-respect to the sampler's coordinates, by hand, in one numba kernel that serves
-every shape: the data, the priors and the shape travel in one float64 buffer.
-Numba caches the compiled kernel on disk (``cache=True``), so a new process
-loads it instead of building and compiling a PyMC model.
+The PyMC model of :mod:`abpool.segments.model` is the reference; the C kernel
+(``abpool/segments/_kernel.c``, built into ``abpool.segments._kernel`` when
+abpool is installed) computes exactly its log density (constants included)
+and its gradient with respect to the sampler's coordinates, by hand, for every
+shape: the data, the priors and the shape travel in one float64 buffer. nutpie's
+Rust sampler calls it through C function pointers, so no process builds or
+compiles a model.
 
 Coordinates, in order (``S`` segments, ``K`` treatment arms)::
 
@@ -22,82 +23,22 @@ log scale). The model, with ``k = sigma² · precision`` per cell::
             + Σ (−½ z² − ½ log(1 + k)) + Σ cells [y·η − n·softplus(η)]
 
 The gradient is checked against PyTensor's automatic differentiation of the
-PyMC model in the test suite.
+PyMC model in the test suite, through the same entry points nutpie calls.
 """
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import functools
-import logging
 import math
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
 from numpy.typing import NDArray
 
-# Header of the data buffer: S, K, nu, location scale, sigma scale, V0, additive constant.
+# Header of the data buffer: S, K, nu, location scale, sigma scale, V0, additive constant (as _kernel.c reads it).
 HEADER = 7
-
-
-def _load_vector_math() -> bool:
-    """Load glibc's vector maths library (libmvec) into LLVM's symbol table; whether it is usable here.
-
-    Machine code of the kernel compiled with it calls its functions, so it is
-    loaded on every import, before the kernel is compiled or loaded from the
-    cache. Numba's own route to vector maths (Intel's SVML) needs an LLVM that
-    pip's llvmlite is not built with, while libmvec is part of glibc on every
-    x86-64 Linux. When numba already uses SVML, LLVM's vector library is
-    numba's choice, and this stays out of the way.
-    """
-    import platform
-
-    import llvmlite.binding as llvm
-
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64") or numba.config.USING_SVML:
-        return False
-    try:
-        llvm.load_library_permanently("libmvec.so.1")
-    except RuntimeError:  # pragma: no cover - a C library without libmvec (musl)
-        return False
-    return True
-
-
-VECTOR_MATH = _load_vector_math()
-
-
-@contextlib.contextmanager
-def vector_math() -> Iterator[None]:
-    """While the kernel compiles, let LLVM call libmvec's vector ``exp`` and ``log`` from its loops.
-
-    The kernel spends nine tenths of its time in ``exp`` and ``log``, one cell
-    at a time; with libmvec, LLVM vectorises its loops over segments and the
-    gradient costs half as much. LLVM's choice of vector library is global to
-    the process, so it is set only for the kernel's compilation and put back
-    after: other packages' numba code compiled in the same process (and cached
-    by them) never depends on libmvec. Elsewhere (another C library, another
-    processor) nothing changes: the loops stay scalar and give the same numbers
-    to within rounding.
-
-    Examples
-    --------
-    >>> with vector_math():
-    ...     pass
-    """
-    if not VECTOR_MATH:
-        yield
-        return
-    import llvmlite.binding as llvm
-
-    llvm.set_option("abpool", "-vector-library=LIBMVEC-X86")
-    try:
-        yield
-    finally:
-        llvm.set_option("abpool", "-vector-library=none")
 
 
 def coordinate_count(segments: int, treatments: int) -> int:
@@ -109,10 +50,6 @@ def coordinate_count(segments: int, treatments: int) -> int:
     8
     """
     return 2 + 2 * treatments + segments * (1 + treatments)
-
-
-# The same count for the C entry points, which can call compiled functions only.
-_coordinates = numba.njit(cache=True)(coordinate_count)
 
 
 def pack(model_data: dict[str, NDArray], nu: float, location_scale: float, scale: float) -> NDArray[np.float64]:
@@ -152,183 +89,65 @@ def pack(model_data: dict[str, NDArray], nu: float, location_scale: float, scale
     return np.ascontiguousarray(np.concatenate([header, *(np.asarray(p, dtype=float).T.ravel() for p in parts)]))
 
 
-@numba.njit(cache=True)
-def _buffer_length(segments, treatments):
-    """Length of a :func:`pack` buffer: the header, four values per cell and two per slope."""
-    return HEADER + 4 * segments * (treatments + 1) + 2 * segments * treatments
+@dataclass(frozen=True)
+class CFunctions:
+    """Addresses of the kernel's two C entry points, in nutpie's calling convention.
 
-
-@numba.njit(cache=True)
-def _unpack(data):
-    """A :func:`pack` buffer's shape and arrays, in the order :func:`pack` writes them.
-
-    Segments, treatments, then cell logit and precision, slope logit and
-    precision, trials and successes, each arm-major (arm j's segments start at
-    ``j * segments``), so that every loop over segments reads consecutive values.
+    ``log_density(dim, x, grad, logp, data) -> int64``: the log density at
+    ``x`` into ``*logp`` and its gradient into ``grad``; 0 on success, 3 or 4
+    for a non-finite gradient or density, -1 for a ``dim`` that is not the
+    buffer's. ``expand(dim, expanded, x, out, data) -> int64``: the model's
+    parameters at ``x`` (sigma_a, sigma_b[K], mu_a, mu_b[K], a[S], b[S, K]).
     """
-    segments = int(data[0])
-    treatments = int(data[1])
-    cells = segments * (treatments + 1)
-    slopes = segments * treatments
-    slope_start = HEADER + 2 * cells
-    counts = slope_start + 2 * slopes
-    return (
-        segments,
-        treatments,
-        data[HEADER : HEADER + cells],
-        data[HEADER + cells : slope_start],
-        data[slope_start : slope_start + slopes],
-        data[slope_start + slopes : counts],
-        data[counts : counts + cells],
-        data[counts + cells : counts + 2 * cells],
-    )
+
+    log_density: int
+    expand: int
+    vector_math: bool
 
 
-# Reassociation lets LLVM vectorise the sums; NaN and infinity keep their meaning (no nnan/ninf),
-# which the C wrapper relies on to report a non-finite density. The numpy error model drops the
-# division-by-zero checks that would keep LLVM from vectorising the loops over segments.
-@numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
-def log_density(x, data, grad):
-    segments, treatments, logit, precision, slope_logit, slope_precision, trials, successes = _unpack(data)
-    nu, location_scale, scale, variance, constant = data[2], data[3], data[4], data[5], data[6]
-    t_scale = nu * location_scale * location_scale
-    inv_scale2 = 1.0 / (scale * scale)
+@functools.cache
+def c_functions() -> CFunctions:
+    """The compiled kernel's entry points, refused in one line when abpool was installed without it.
 
-    u_mu_a = x[1 + treatments]
-    first_a = 2 + 2 * treatments
-    first_b = first_a + segments
-    for i in range(grad.shape[0]):
-        grad[i] = 0.0
-    logp = constant
+    Examples
+    --------
+    >>> c_functions().log_density > 0
+    True
+    """
+    from abpool.errors import AbpoolError
 
-    # ------------------------------------------------------------ intercepts, forward
-    sigma_a = math.exp(x[0])
-    sigma2_a = sigma_a * sigma_a
-    total_a = 1.0 / variance
-    moment_a = 0.0
-    weight2_a = 0.0
-    weight2_est_a = 0.0
-    for s in range(segments):
-        p0 = precision[s]
-        w = p0 / (1.0 + sigma2_a * p0)
-        total_a += w
-        moment_a += w * logit[s]
-        weight2_a += w * w
-        weight2_est_a += w * w * logit[s]
-    root_a = math.sqrt(total_a)
-    mu_a = moment_a / total_a + u_mu_a / root_a
-    logp += -0.5 * math.log(total_a)
-    logp += -0.5 * (nu + 1.0) * math.log1p(mu_a * mu_a / t_scale)
-    logp += -0.5 * sigma2_a * inv_scale2 + x[0]
+    try:
+        from abpool.segments import _kernel
+    except ImportError as error:
+        raise AbpoolError(
+            f"abpool's compiled segments kernel is missing ({error}); reinstall abpool with pip, which builds it "
+            "(a C compiler and the Python headers are needed), or pass sampler='pymc'"
+        ) from None
+    return CFunctions(_kernel.log_density_address, _kernel.expand_address, bool(_kernel.VECTOR_MATH))
 
-    a = np.empty(segments)
-    root_r = np.empty(segments)
-    z_a = np.empty(segments)
-    r_a = np.empty(segments)
-    g_a = np.empty(segments)
-    for s in range(segments):
-        p0 = precision[s]
-        r = 1.0 / (1.0 + sigma2_a * p0)
-        root = math.sqrt(r)
-        z = (logit[s] - mu_a) * sigma_a * p0 * r + x[first_a + s] * root
-        eta = mu_a + sigma_a * z
-        a[s] = eta
-        root_r[s] = root
-        z_a[s] = z
-        r_a[s] = r
-        # One exponential serves the softplus and the logistic function; log(1 + e) rather than log1p(e),
-        # and log r rather than -log1p(k), because only exp and log have vector versions; the difference
-        # is far below the rounding of the sum (an absolute 1e-16 per cell, times its trials).
-        e = math.exp(-abs(eta))
-        logp += -0.5 * z * z + 0.5 * math.log(r) + successes[s] * eta - trials[s] * (math.log(1.0 + e) + max(eta, 0.0))
-        g_a[s] = successes[s] - trials[s] * ((1.0 if eta >= 0.0 else e) / (1.0 + e))
 
-    # ------------------------------------------------------------ each treatment arm, forward and back
-    z_k = np.empty(segments)
-    r_k = np.empty(segments)
-    root_k = np.empty(segments)
-    e_k = np.empty(segments)
-    g_b = np.empty(segments)
-    for t in range(treatments):
-        sigma = math.exp(x[1 + t])
-        sigma2 = sigma * sigma
-        u_mu = x[2 + treatments + t]
-        arm = (t + 1) * segments
-        slope = t * segments
-        total = 1.0 / variance
-        moment = 0.0
-        weight2 = 0.0
-        weight2_est = 0.0
-        for s in range(segments):
-            q = slope_precision[slope + s]
-            w = q / (1.0 + sigma2 * q)
-            total += w
-            moment += w * slope_logit[slope + s]
-            weight2 += w * w
-            weight2_est += w * w * slope_logit[slope + s]
-        root = math.sqrt(total)
-        mu = moment / total + u_mu / root
-        logp += -0.5 * math.log(total)
-        logp += -0.5 * (nu + 1.0) * math.log1p(mu * mu / t_scale)
-        logp += -0.5 * sigma2 * inv_scale2 + x[1 + t]
-        for s in range(segments):
-            p = precision[arm + s]
-            r = 1.0 / (1.0 + sigma2 * p)
-            root_s = math.sqrt(r)
-            est = logit[arm + s] - a[s]
-            z = (est - mu) * sigma * p * r + x[first_b + slope + s] * root_s
-            eta = a[s] + mu + sigma * z
-            z_k[s] = z
-            r_k[s] = r
-            e_k[s] = est
-            root_k[s] = root_s
-            e = math.exp(-abs(eta))
-            n, y = trials[arm + s], successes[arm + s]
-            logp += -0.5 * z * z + 0.5 * math.log(r) + y * eta - n * (math.log(1.0 + e) + max(eta, 0.0))
-            g_b[s] = y - n * ((1.0 if eta >= 0.0 else e) / (1.0 + e))
-        # back through b = mu + sigma·z and z(e, mu, sigma, u), e = logit − a
-        g_mu = -(nu + 1.0) * mu / (t_scale + mu * mu)
-        g_sigma = 0.0
-        for s in range(segments):
-            p = precision[arm + s]
-            k = sigma2 * p
-            r = r_k[s]
-            g_z = g_b[s] * sigma - z_k[s]
-            g_mu += g_b[s] - g_z * sigma * p * r
-            u_b = x[first_b + slope + s]
-            dz_dsigma = (e_k[s] - mu) * p * r * r * (1.0 - k) - u_b * sigma * p * r * root_k[s]
-            g_sigma += g_b[s] * z_k[s] + g_z * dz_dsigma - sigma * p * r
-            grad[first_b + slope + s] = g_z * root_k[s]
-            g_a[s] += g_b[s] - g_z * sigma * p * r
-        # back through mu = M/T + u/√T, the log T term, and T(sigma), M(sigma)
-        grad[2 + treatments + t] = g_mu / root
-        g_total = g_mu * (-moment / (total * total) - 0.5 * u_mu / (total * root)) - 0.5 / total
-        g_moment = g_mu / total
-        g_sigma += g_total * (-2.0 * sigma * weight2) + g_moment * (-2.0 * sigma * weight2_est)
-        grad[1 + t] = g_sigma * sigma - sigma2 * inv_scale2 + 1.0
+_LOG_DENSITY = ctypes.CFUNCTYPE(
+    ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
+_EXPAND = ctypes.CFUNCTYPE(
+    ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
 
-    # ------------------------------------------------------------ intercepts, back
-    g_mu_a = -(nu + 1.0) * mu_a / (t_scale + mu_a * mu_a)
-    g_sigma_a = 0.0
-    for s in range(segments):
-        p0 = precision[s]
-        k = sigma2_a * p0
-        r = r_a[s]
-        g_z = g_a[s] * sigma_a - z_a[s]
-        g_mu_a += g_a[s] - g_z * sigma_a * p0 * r
-        dz_dsigma = (logit[s] - mu_a) * p0 * r * r * (1.0 - k) - x[first_a + s] * sigma_a * p0 * r * root_r[s]
-        g_sigma_a += g_a[s] * z_a[s] + g_z * dz_dsigma - sigma_a * p0 * r
-        grad[first_a + s] = g_z * root_r[s]
-    grad[1 + treatments] = g_mu_a / root_a
-    g_total = g_mu_a * (-moment_a / (total_a * total_a) - 0.5 * u_mu_a / (total_a * root_a)) - 0.5 / total_a
-    g_moment = g_mu_a / total_a
-    g_sigma_a += g_total * (-2.0 * sigma_a * weight2_a) + g_moment * (-2.0 * sigma_a * weight2_est_a)
-    grad[0] = g_sigma_a * sigma_a - sigma2_a * inv_scale2 + 1.0
-    return logp
+
+def _checked_buffer(x: NDArray, data: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    data = np.ascontiguousarray(data, dtype=np.float64)
+    segments, treatments = int(data[0]), int(data[1])
+    if x.ndim != 1 or x.size != coordinate_count(segments, treatments):
+        raise ValueError(
+            f"x has {x.size} coordinates; a buffer of {segments} segments × {treatments} treatments needs "
+            f"{coordinate_count(segments, treatments)}"
+        )
+    return x, data
 
 
 def log_density_and_gradient(x: NDArray, data: NDArray) -> tuple[float, NDArray]:
-    """The log density at ``x`` and its gradient, for a buffer from :func:`pack` (for tests and checks).
+    """The log density at ``x`` and its gradient, for a buffer from :func:`pack`, through nutpie's entry point.
 
     Examples
     --------
@@ -338,14 +157,23 @@ def log_density_and_gradient(x: NDArray, data: NDArray) -> tuple[float, NDArray]
     >>> bool(np.isfinite(value)), gradient.shape
     (True, (6,))
     """
-    grad = np.empty_like(np.asarray(x, dtype=float))
-    with vector_math():
-        value = log_density(np.ascontiguousarray(x, dtype=float), data, grad)
-    return float(value), grad
+    x, data = _checked_buffer(x, data)
+    grad = np.empty_like(x)
+    value = np.empty(1)
+    _LOG_DENSITY(c_functions().log_density)(
+        x.size, x.ctypes.data, grad.ctypes.data, value.ctypes.data, data.ctypes.data
+    )
+    return float(value[0]), grad
 
 
 def parameters_at(x: NDArray, data: NDArray) -> NDArray[np.float64]:
-    """:func:`model_parameters` at ``x`` as a new array, for a buffer from :func:`pack` (for tests and checks).
+    """The model's parameters at ``x``, for a buffer from :func:`pack`, through nutpie's entry point.
+
+    In order: ``sigma_a``, ``sigma_b[K]``, ``mu_a``, ``mu_b[K]``, ``a[S]`` and
+    ``b[S, K]`` (segment-major): the forward pass of the log density, and the
+    arithmetic of :func:`abpool.segments.model.complete_draws`, which rebuilds
+    them from the PyMC model's draws. The sampler calls it for each draw it
+    keeps, on its own threads.
 
     Examples
     --------
@@ -354,210 +182,16 @@ def parameters_at(x: NDArray, data: NDArray) -> NDArray[np.float64]:
     >>> parameters_at(np.zeros(coordinate_count(1, 1)), buffer)[:2].tolist()  # sigma_a, sigma_b
     [1.0, 1.0]
     """
-    out = np.empty(np.size(x))
-    with vector_math():
-        model_parameters(np.ascontiguousarray(x, dtype=float), data, out)
+    x, data = _checked_buffer(x, data)
+    out = np.empty_like(x)
+    _EXPAND(c_functions().expand)(x.size, x.size, x.ctypes.data, out.ctypes.data, data.ctypes.data)
     return out
-
-
-@numba.njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
-def model_parameters(x, data, out):
-    """The model's parameters at sampler coordinates ``x``, written to ``out`` (as long as ``x``).
-
-    In order: ``sigma_a``, ``sigma_b[K]``, ``mu_a``, ``mu_b[K]``, ``a[S]`` and
-    ``b[S, K]`` (segment-major). The same arithmetic as the forward pass of
-    :func:`log_density` and as :func:`abpool.segments.model.complete_draws`,
-    which rebuilds them from the PyMC model's draws; the sampler calls this for
-    each draw it keeps, on its own threads.
-    """
-    segments, treatments, logit, precision, slope_logit, slope_precision, _, _ = _unpack(data)
-    variance = data[5]
-    first_a = 2 + 2 * treatments
-    first_b = first_a + segments
-
-    sigma_a = math.exp(x[0])
-    sigma2_a = sigma_a * sigma_a
-    total_a = 1.0 / variance
-    moment_a = 0.0
-    for s in range(segments):
-        w = precision[s] / (1.0 + sigma2_a * precision[s])
-        total_a += w
-        moment_a += w * logit[s]
-    mu_a = moment_a / total_a + x[1 + treatments] / math.sqrt(total_a)
-    out[0] = sigma_a
-    out[1 + treatments] = mu_a
-    for s in range(segments):
-        p0 = precision[s]
-        r = 1.0 / (1.0 + sigma2_a * p0)
-        z = (logit[s] - mu_a) * sigma_a * p0 * r + x[first_a + s] * math.sqrt(r)
-        out[first_a + s] = mu_a + sigma_a * z
-    for t in range(treatments):
-        sigma = math.exp(x[1 + t])
-        sigma2 = sigma * sigma
-        arm = (t + 1) * segments
-        slope = t * segments
-        total = 1.0 / variance
-        moment = 0.0
-        for s in range(segments):
-            q = slope_precision[slope + s]
-            w = q / (1.0 + sigma2 * q)
-            total += w
-            moment += w * slope_logit[slope + s]
-        mu = moment / total + x[2 + treatments + t] / math.sqrt(total)
-        out[1 + t] = sigma
-        out[2 + treatments + t] = mu
-        for s in range(segments):
-            p = precision[arm + s]
-            r = 1.0 / (1.0 + sigma2 * p)
-            z = (logit[arm + s] - out[first_a + s] - mu) * sigma * p * r + x[first_b + slope + s] * math.sqrt(r)
-            out[first_b + s * treatments + t] = mu + sigma * z
 
 
 # --------------------------------------------------------------------------- nutpie
 # The kernel reaches nutpie's Rust sampler as C function pointers through nutpie's private `_lib`, as
 # nutpie's own PyMC path does; tests/test_segments_kernel.py fails loudly if that interface changes.
 NUTPIE_VERSIONS = ("0.16.",)
-_LOGP_SIGNATURE = numba.types.int64(
-    numba.types.uint64,
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-    numba.types.voidptr,
-)
-_EXPAND_SIGNATURE = numba.types.int64(
-    numba.types.uint64,
-    numba.types.uint64,
-    numba.types.CPointer(numba.types.double),
-    numba.types.CPointer(numba.types.double),
-    numba.types.voidptr,
-)
-
-
-def _c_log_density(dim, x_, grad_, logp_, user_data_):
-    """nutpie's C interface to :func:`log_density`: 0 on success, 3/4 for a non-finite gradient/density."""
-    head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
-    segments, treatments = int(head[0]), int(head[1])
-    data = numba.carray(user_data_, (_buffer_length(segments, treatments),), dtype=np.float64)
-    if dim != _coordinates(segments, treatments):
-        return -1
-    x = numba.carray(x_, (dim,))
-    grad = numba.carray(grad_, (dim,))
-    value = log_density(x, data, grad)
-    logp_[0] = value
-    for i in range(dim):
-        if not np.isfinite(grad[i]):
-            return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
-
-
-def _c_expand(dim, expanded, x_, out_, user_data_):
-    """nutpie's C interface for the draws it keeps: the model's parameters (:func:`model_parameters`)."""
-    head = numba.carray(user_data_, (HEADER,), dtype=np.float64)
-    segments, treatments = int(head[0]), int(head[1])
-    data = numba.carray(user_data_, (_buffer_length(segments, treatments),), dtype=np.float64)
-    if expanded != dim or dim != _coordinates(segments, treatments):
-        return -1
-    x = numba.carray(x_, (dim,))
-    out = numba.carray(out_, (dim,))
-    model_parameters(x, data, out)
-    return 0
-
-
-class _CacheMissError(Exception):
-    """The kernel is not in numba's cache yet."""
-
-
-def _cached_cfunc(function: Any, signature: Any, *, compile_on_miss: bool = True) -> Any:
-    """``numba.cfunc(signature, cache=True)(function)``, loading a cached entry without numba's compiler registries.
-
-    Before it even looks in its cache, numba loads the typing and lowering
-    registries of everything it can compile (all of NumPy, and SciPy for BLAS):
-    two thirds of a warm one-off fit's sampling time. Linking the cached
-    machine code needs only numba's runtime, which the kernel allocates with,
-    so that is all this loads; a cache miss compiles as usual (or, with
-    ``compile_on_miss=False``, raises :class:`_CacheMissError`), and compiling
-    loads the registries itself. Should numba's internals differ from the ones
-    this relies on, the plain decorator is used (tests/test_segments_kernel.py
-    says so).
-    """
-    try:
-        from numba.core import sigutils
-        from numba.core.caching import FunctionCache
-        from numba.core.ccallback import CFunc
-        from numba.core.runtime import rtsys
-    except ImportError:  # pragma: no cover - another numba
-        return numba.cfunc(signature, cache=True)(function)
-    if not all(hasattr(FunctionCache, name) for name in ("_load_overload", "_guard_against_spurious_io_errors")):
-        return numba.cfunc(signature, cache=True)(function)  # pragma: no cover - another numba
-
-    class RuntimeOnlyCache(FunctionCache):
-        def load_overload(self, sig: Any, target_context: Any) -> Any:
-            rtsys.initialize(target_context)
-            with self._guard_against_spurious_io_errors():
-                found = self._load_overload(sig, target_context)
-            if found is None and not compile_on_miss:
-                raise _CacheMissError
-            return found
-
-    compiled = CFunc(function, sigutils.normalize_signature(signature), locals={}, options={})
-    compiled._cache = RuntimeOnlyCache(function)
-    compiled.compile()
-    return compiled
-
-
-def _load_or_compile(*, compile_on_miss: bool) -> tuple[Any, Any]:
-    with vector_math():
-        return (
-            _cached_cfunc(_c_log_density, _LOGP_SIGNATURE, compile_on_miss=compile_on_miss),
-            _cached_cfunc(_c_expand, _EXPAND_SIGNATURE, compile_on_miss=compile_on_miss),
-        )
-
-
-def compile_into_cache() -> None:
-    """Compile the kernel into numba's on-disk cache (run in a child process by :func:`c_functions`)."""
-    _load_or_compile(compile_on_miss=True)
-
-
-@functools.cache
-def c_functions() -> tuple[Any, Any]:
-    """The kernel's C entry points (log density, expand), loaded from numba's on-disk cache.
-
-    The first use on a machine compiles them into the cache (a few seconds,
-    reported through the ``abpool`` logger), in a child process; every process,
-    this one included, then loads the cached machine code. The code a fresh
-    compile runs in its own process is not always the code numba writes to the
-    cache: floating-point contractions differ in the last bits (1e-13 in the
-    posterior). Loading it everywhere gives the first run on a machine the
-    numbers every later run gives. Should the child fail, or the cache be
-    unwritable, this process compiles the kernel itself.
-
-    Numba writes its cache next to this file, or under the user's cache
-    directory when the install is read-only, or under ``NUMBA_CACHE_DIR`` when
-    that is set; it writes each entry to a temporary file and renames it, so
-    concurrent processes are safe.
-    """
-    import subprocess
-    import sys
-
-    try:
-        return _load_or_compile(compile_on_miss=False)
-    except _CacheMissError:
-        pass
-    start = time.perf_counter()
-    command = [sys.executable, "-c", "from abpool.segments.density import compile_into_cache; compile_into_cache()"]
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        subprocess.run(command, capture_output=True, timeout=600, check=False)
-    try:
-        found = _load_or_compile(compile_on_miss=False)
-    except _CacheMissError:
-        found = _load_or_compile(compile_on_miss=True)
-    logging.getLogger("abpool").info(
-        "compiled abpool's segments kernel for this machine in %.0f s (once: later runs load it from numba's cache)",
-        time.perf_counter() - start,
-    )
-    return found
 
 
 def check_nutpie() -> str:
@@ -673,7 +307,7 @@ def sample_kernel(
 
     lib = nutpie_lib()
     check_nutpie()
-    log_density_c, expand_c = c_functions()
+    kernel = c_functions()
     segments, treatments, n_dim = model.segments, model.treatments, model.n_dim
     names = ["sigma_a", "sigma_b", "mu_a", "mu_b", "a", "b"]
     shapes = [(), (treatments,), (), (treatments,), (segments,), (segments, treatments)]
@@ -699,8 +333,8 @@ def sample_kernel(
         names, ["float64"] * len(names), [list(shape) for shape in shapes], dim_sizes, dims
     )
     sampler_model = lib.PyMcModel(
-        lib.LogpFunc(log_density_c.address, buffer.ctypes.data, buffer),
-        lib.ExpandFunc(n_dim, n_dim, expand_c.address, buffer.ctypes.data, buffer),
+        lib.LogpFunc(kernel.log_density, buffer.ctypes.data, buffer),
+        lib.ExpandFunc(n_dim, n_dim, kernel.expand, buffer.ctypes.data, buffer),
         variables,
         n_dim,
         dim_sizes,
