@@ -26,8 +26,9 @@
 #define ABPOOL_SIMD_MATH __attribute__((simd("notinbranch")))
 ABPOOL_SIMD_MATH double exp(double);
 ABPOOL_SIMD_MATH double log(double);
-/* One copy for processors with AVX2 and FMA (four lanes), one for any x86-64 (two); chosen when loaded. */
-#define ABPOOL_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+/* One copy for processors with AVX-512 (eight lanes), one for AVX2 and FMA (four), one for any x86-64 (two);
+ * chosen when the module is loaded. */
+#define ABPOOL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define ABPOOL_CLONES
 #endif
