@@ -275,6 +275,36 @@ def test_a_duckdb_database_table_or_query(tmp_path, rng) -> None:
         load_cells(tmp_path / "units.parquet", table="events")
 
 
+def test_reads_sharing_one_duckdb_instance_keep_to_themselves_and_let_the_database_file_go(tmp_path, rng) -> None:
+    # Inside one_database (a batch's reads) every read connects to one DuckDB instance: a database file each read
+    # attaches must not clash with another read's, a bad read must not spoil the next, and once the block ends the
+    # file is free again (a batch writes its results table into it read-write).
+    import duckdb
+
+    from abpool.data.local import _SHARED, one_database
+
+    units = _units(rng, 2_000)
+    database = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(database)) as con:
+        con.register("units", units)
+        con.execute("CREATE TABLE events AS SELECT * FROM units")
+    expected = load_cells(units, segment="country")
+    with one_database():
+        for _ in range(2):
+            pd.testing.assert_frame_equal(load_cells(database, table="events", segment="country").table, expected.table)
+        with pytest.raises(InvalidDataError, match="table 'nope'"):
+            load_cells(database, table="nope")
+        pd.testing.assert_frame_equal(load_cells(units, segment="country").table, expected.table)
+        query = "SELECT * FROM events WHERE country = 'US'"
+        assert load_cells(database, query=query).table["trials"].sum() == (units["country"] == "US").sum()
+        # Each read detached its file: a batch of a thousand reads holds none of them open.
+        attached = _SHARED.database.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+        assert not [name for (name,) in attached if name.startswith("abpool_db")]
+    with duckdb.connect(str(database)) as con:
+        con.execute("CREATE TABLE results AS SELECT 1 AS x")
+        assert con.execute("SELECT count(*) FROM results").fetchone() == (1,)
+
+
 @pytest.mark.parametrize("name", ["arm", "trials", "successes", "Trials"])
 def test_a_segment_named_like_a_cells_column_is_refused_in_one_line(name):
     frame = pd.DataFrame({"variant": ["A", "B", "A", "B"], name: ["x", "x", "y", "y"], "converted": [1, 0, 1, 1]})

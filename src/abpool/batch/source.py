@@ -28,7 +28,7 @@ from typing import Any
 
 from abpool.data import Cells, DataSource, check_where_applies, read_cells
 from abpool.data.cells import _natural_key, _resolve
-from abpool.data.local import _fetchone, _literal, _open, _quote, both_conditions, connection
+from abpool.data.local import _fetchone, _literal, _open, _quote, both_conditions, connection, one_database
 from abpool.data.warehouse import is_warehouse, origin_of, read_warehouse
 from abpool.errors import InvalidArgumentError, InvalidDataError
 
@@ -79,6 +79,8 @@ def _experiment_names(
         return sorted(names, key=_natural_key), name, column
 
 
+# Every read of the batch connects to one DuckDB instance: a loop over experiments starts it once.
+@one_database()
 def read_experiments(
     data: DataSource,
     *,
@@ -151,6 +153,7 @@ def read_experiments(
     )
 
 
+@one_database()
 def read_moment_experiments(
     data: DataSource,
     *,
@@ -197,6 +200,7 @@ def read_moment_experiments(
     return ExperimentsRead(_with_origins(found, data, column, table=table, query=query, where=where), source, column)
 
 
+@one_database()
 def read_metric_experiments(
     data: DataSource,
     *,
