@@ -33,7 +33,7 @@ ABPOOL_SIMD_MATH double log(double);
 #define ABPOOL_CLONES
 #endif
 
-enum { HEADER = 7, ON_STACK = 256 };
+enum { HEADER = 7, ON_STACK = 256, SCRATCH = 12 };
 
 static int64_t coordinate_count(int64_t segments, int64_t treatments)
 {
@@ -69,64 +69,41 @@ static Data unpack(const double *data)
     return d;
 }
 
-/* The intercepts' cells, forward: each segment's control log-odds a_s (and what the backward pass needs), and
- * the sum of their terms of the log density. The cells' loops are functions of their own so that the compiler
- * knows their arrays apart (restrict) and vectorises them. */
-ABPOOL_CLONES static double intercept_cells(int64_t S, double mu, double sigma, double sigma2,
-                                            const double *restrict logit, const double *restrict precision,
-                                            const double *restrict trials, const double *restrict successes,
-                                            const double *restrict u, double *restrict a, double *restrict root_r,
-                                            double *restrict z_a, double *restrict r_a, double *restrict g_a)
+/* One arm's cells, forward: each segment's log-odds eta_s = base_s + mu + sigma·z_s (base 0 for the control arm's
+ * intercepts, a_s for a treatment arm's), what the backward pass needs, and the sum of the cells' terms of the log
+ * density. The loop is a function of its own so that the compiler knows its arrays apart (restrict) and
+ * vectorises it. */
+ABPOOL_CLONES static double arm_cells(int64_t S, double mu, double sigma, double sigma2, const double *restrict logit,
+                                      const double *restrict precision, const double *restrict trials,
+                                      const double *restrict successes, const double *restrict u,
+                                      const double *restrict base, double *restrict eta_out, double *restrict est_out,
+                                      double *restrict z_out, double *restrict r_out, double *restrict root_out,
+                                      double *restrict g_out)
 {
     double sum = 0.0;
     for (int64_t s = 0; s < S; s++) {
         const double p = precision[s];
         const double r = 1.0 / (1.0 + sigma2 * p);
         const double root = sqrt(r);
-        const double z = (logit[s] - mu) * sigma * p * r + u[s] * root;
-        const double eta = mu + sigma * z;
-        a[s] = eta;
-        root_r[s] = root;
-        z_a[s] = z;
-        r_a[s] = r;
+        const double est = logit[s] - base[s];
+        const double z = (est - mu) * sigma * p * r + u[s] * root;
+        const double eta = base[s] + mu + sigma * z;
+        eta_out[s] = eta;
+        est_out[s] = est;
+        z_out[s] = z;
+        r_out[s] = r;
+        root_out[s] = root;
         /* One exponential serves the softplus and the logistic function; log(1 + e) rather than log1p(e), and
          * log r rather than -log1p(k), because only exp and log have vector versions; the difference is far
          * below the rounding of the sum (an absolute 1e-16 per cell, times its trials). */
         const double e = exp(-fabs(eta));
         sum += -0.5 * z * z + 0.5 * log(r) + successes[s] * eta - trials[s] * (log(1.0 + e) + (eta > 0.0 ? eta : 0.0));
-        g_a[s] = successes[s] - trials[s] * ((eta >= 0.0 ? 1.0 : e) / (1.0 + e));
+        g_out[s] = successes[s] - trials[s] * ((eta >= 0.0 ? 1.0 : e) / (1.0 + e));
     }
     return sum;
 }
 
-/* One treatment arm's cells, forward: as intercept_cells, with each cell's log-odds a_s + b_s. */
-ABPOOL_CLONES static double slope_cells(int64_t S, double mu, double sigma, double sigma2,
-                                        const double *restrict logit, const double *restrict precision,
-                                        const double *restrict trials, const double *restrict successes,
-                                        const double *restrict u, const double *restrict a, double *restrict z_k,
-                                        double *restrict r_k, double *restrict e_k, double *restrict root_k,
-                                        double *restrict g_b)
-{
-    double sum = 0.0;
-    for (int64_t s = 0; s < S; s++) {
-        const double p = precision[s];
-        const double r = 1.0 / (1.0 + sigma2 * p);
-        const double root = sqrt(r);
-        const double est = logit[s] - a[s];
-        const double z = (est - mu) * sigma * p * r + u[s] * root;
-        const double eta = a[s] + mu + sigma * z;
-        z_k[s] = z;
-        r_k[s] = r;
-        e_k[s] = est;
-        root_k[s] = root;
-        const double e = exp(-fabs(eta));
-        sum += -0.5 * z * z + 0.5 * log(r) + successes[s] * eta - trials[s] * (log(1.0 + e) + (eta > 0.0 ? eta : 0.0));
-        g_b[s] = successes[s] - trials[s] * ((eta >= 0.0 ? 1.0 : e) / (1.0 + e));
-    }
-    return sum;
-}
-
-/* The log density at x, its gradient written to grad; scratch holds 10 values per segment. */
+/* The log density at x, its gradient written to grad; scratch holds SCRATCH values per segment. */
 ABPOOL_CLONES static double log_density(const double *restrict x, const double *restrict data,
                                         double *restrict grad, double *restrict scratch)
 {
@@ -142,6 +119,7 @@ ABPOOL_CLONES static double log_density(const double *restrict x, const double *
     double *restrict r_a = scratch + 3 * S, *restrict g_a = scratch + 4 * S;
     double *restrict z_k = scratch + 5 * S, *restrict r_k = scratch + 6 * S, *restrict root_k = scratch + 7 * S;
     double *restrict e_k = scratch + 8 * S, *restrict g_b = scratch + 9 * S;
+    double *restrict zeros = scratch + 10 * S, *restrict unused = scratch + 11 * S;
 
     for (int64_t i = 0; i < dim; i++)
         grad[i] = 0.0;
@@ -165,8 +143,10 @@ ABPOOL_CLONES static double log_density(const double *restrict x, const double *
     logp += -0.5 * (nu + 1.0) * log1p(mu_a * mu_a / t_scale);
     logp += -0.5 * sigma2_a * inv_scale2 + x[0];
 
-    logp += intercept_cells(S, mu_a, sigma_a, sigma2_a, d.logit, d.precision, d.trials, d.successes, x + first_a,
-                            a, root_r, z_a, r_a, g_a);
+    for (int64_t s = 0; s < S; s++)
+        zeros[s] = 0.0;
+    logp += arm_cells(S, mu_a, sigma_a, sigma2_a, d.logit, d.precision, d.trials, d.successes, x + first_a, zeros, a,
+                      unused, z_a, r_a, root_r, g_a);
 
     /* ---------------------------------------------------------------- each treatment arm, forward and back */
     for (int64_t t = 0; t < K; t++) {
@@ -188,8 +168,8 @@ ABPOOL_CLONES static double log_density(const double *restrict x, const double *
         logp += -0.5 * log(total);
         logp += -0.5 * (nu + 1.0) * log1p(mu * mu / t_scale);
         logp += -0.5 * sigma2 * inv_scale2 + x[1 + t];
-        logp += slope_cells(S, mu, sigma, sigma2, d.logit + arm, d.precision + arm, d.trials + arm, d.successes + arm,
-                            x + first_b + slope, a, z_k, r_k, e_k, root_k, g_b);
+        logp += arm_cells(S, mu, sigma, sigma2, d.logit + arm, d.precision + arm, d.trials + arm, d.successes + arm,
+                          x + first_b + slope, a, unused, e_k, z_k, r_k, root_k, g_b);
         /* back through b = mu + sigma·z and z(e, mu, sigma, u), e = logit − a */
         double g_mu = -(nu + 1.0) * mu / (t_scale + mu * mu);
         double g_sigma = 0.0;
@@ -297,8 +277,8 @@ static int64_t abpool_log_density(uint64_t dim, const double *x, double *grad, d
     const int64_t segments = (int64_t)data[0], treatments = (int64_t)data[1];
     if ((int64_t)dim != coordinate_count(segments, treatments))
         return -1;
-    double on_stack[10 * ON_STACK];
-    double *scratch = segments <= ON_STACK ? on_stack : malloc(sizeof(double) * 10 * (size_t)segments);
+    double on_stack[SCRATCH * ON_STACK];
+    double *scratch = segments <= ON_STACK ? on_stack : malloc(sizeof(double) * SCRATCH * (size_t)segments);
     if (scratch == NULL)
         return -2;
     const double value = log_density(x, data, grad, scratch);
