@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_variants.py
 	$(BIN)/python bench/bench_segments.py
 	$(BIN)/python bench/bench_kernel.py
+	$(BIN)/python bench/bench_correlated.py
 	$(BIN)/python bench/bench_data.py
 	$(BIN)/python bench/bench_batch.py
 
