@@ -173,10 +173,14 @@ def test_the_kernel_reads_the_buffer_pack_writes():
         )
 
 
-def test_an_install_without_the_compiled_kernel_is_refused_in_one_line():
+def test_an_install_without_the_compiled_kernel_is_refused_in_one_line(tmp_path):
     import subprocess
     import sys
 
+    data = tmp_path / "cells.csv"
+    data.write_text(
+        "country,treated,trials,successes\nCanada,0,100,30\nCanada,1,100,50\nChina,0,100,55\nChina,1,100,60\n"
+    )
     # None in sys.modules makes the import fail, as it does in an install that could not build the kernel.
     code = (
         "import sys, abpool.segments\n"
@@ -186,10 +190,17 @@ def test_an_install_without_the_compiled_kernel_is_refused_in_one_line():
         "    density.c_functions()\n"
         "except Exception as error:\n"
         "    print(type(error).__name__, error)\n"
+        "from abpool.cli import run\n"
+        "sys.argv = ['abpool', 'segments', sys.argv[1], '--segment', 'country', '--arm', 'treated', '--control', '0']\n"
+        "run()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    done = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True)
+    out = done.stdout.strip()
     assert out.startswith("AbpoolError abpool's compiled segments kernel is missing"), out
-    assert "sampler='pymc'" in out and "\n" not in out
+    assert "--sampler pymc" in out and "\n" not in out
+    # The command line exits 2 with that line, and no traceback.
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [f"abpool: error: {out.removeprefix('AbpoolError ')}"], done.stderr
 
 
 @pytest.mark.slow

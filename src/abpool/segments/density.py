@@ -121,7 +121,7 @@ def c_functions() -> CFunctions:
     except ImportError as error:
         raise AbpoolError(
             f"abpool's compiled segments kernel is missing ({error}); reinstall abpool with pip, which builds it "
-            "(a C compiler and the Python headers are needed), or pass sampler='pymc'"
+            "(a C compiler and the Python headers are needed), or use PyMC's sampler (--sampler pymc, sampler='pymc')"
         ) from None
     return CFunctions(_kernel.log_density_address, _kernel.expand_address, bool(_kernel.VECTOR_MATH))
 
