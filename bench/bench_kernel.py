@@ -34,6 +34,7 @@ from pathlib import Path
 import abpool
 from _process import abpool_command, baseline_tree, run
 from _process import write as write_file
+from abpool.segments.density import c_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "kernel.md"
@@ -107,6 +108,7 @@ def main() -> None:
         f"abpool {abpool.__version__}; run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         f"PyMC: abpool at commit {BASELINE}; numba kernel: at commit {NUMBA_KERNEL}; C kernel: this checkout. "
         "Whole processes, one after another on an otherwise idle machine; CPU = user + system.",
+        f"The C kernel's loops call libmvec's vector exp and log: {'yes' if c_functions().vector_math else 'no'}.",
         "",
     ]
     with tempfile.TemporaryDirectory() as tmp:

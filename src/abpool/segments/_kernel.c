@@ -23,6 +23,7 @@
  * which halves the cost of a gradient. Elsewhere the loops stay scalar and give the same numbers to within
  * rounding. */
 #if defined(ABPOOL_LIBMVEC) && defined(__GNUC__) && !defined(__clang__)
+#define ABPOOL_VECTOR_MATH 1
 #define ABPOOL_SIMD_MATH __attribute__((simd("notinbranch")))
 ABPOOL_SIMD_MATH double exp(double);
 ABPOOL_SIMD_MATH double log(double);
@@ -30,6 +31,7 @@ ABPOOL_SIMD_MATH double log(double);
  * chosen when the module is loaded. */
 #define ABPOOL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
+#define ABPOOL_VECTOR_MATH 0
 #define ABPOOL_CLONES
 #endif
 
@@ -321,12 +323,7 @@ PyMODINIT_FUNC PyInit__kernel(void)
     if (PyModule_AddObject(module, "log_density_address", PyLong_FromVoidPtr((void *)&abpool_log_density)) < 0 ||
         PyModule_AddObject(module, "expand_address", PyLong_FromVoidPtr((void *)&abpool_expand)) < 0 ||
         PyModule_AddIntConstant(module, "HEADER", HEADER) < 0 ||
-#if defined(ABPOOL_LIBMVEC)
-        PyModule_AddIntConstant(module, "VECTOR_MATH", 1) < 0
-#else
-        PyModule_AddIntConstant(module, "VECTOR_MATH", 0) < 0
-#endif
-    ) {
+        PyModule_AddIntConstant(module, "VECTOR_MATH", ABPOOL_VECTOR_MATH) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -98,6 +98,8 @@ class CFunctions:
     for a non-finite gradient or density, -1 for a ``dim`` that is not the
     buffer's. ``expand(dim, expanded, x, out, data) -> int64``: the model's
     parameters at ``x`` (sigma_a, sigma_b[K], mu_a, mu_b[K], a[S], b[S, K]).
+    ``vector_math``: whether the build's loops call libmvec's vector ``exp``
+    and ``log`` (GCC on x86-64 Linux), which halves the cost of a gradient.
     """
 
     log_density: int
