@@ -28,6 +28,7 @@ from _process import ROOT, abpool_command, run, write
 RESULTS = ROOT / "bench" / "results" / "batch.md"
 VARIANT_EXPERIMENTS = int(os.environ.get("ABPOOL_BENCH_VARIANT_EXPERIMENTS", 1_000))
 SEGMENT_EXPERIMENTS = int(os.environ.get("ABPOOL_BENCH_SEGMENT_EXPERIMENTS", 200))
+MEANS_EXPERIMENTS = int(os.environ.get("ABPOOL_BENCH_MEANS_EXPERIMENTS", 500))
 
 
 def variants_table(path: Path) -> None:
@@ -60,6 +61,20 @@ def segments_table(path: Path) -> None:
     pd.DataFrame(rows).to_parquet(path, index=False)
 
 
+def means_table(path: Path) -> None:
+    """Unit rows of a continuous metric: 600 users per experiment, revenue zero for nine in ten."""
+    rng = np.random.default_rng(3)
+    users = 600
+    rows = MEANS_EXPERIMENTS * users
+    pd.DataFrame(
+        {
+            "experiment": np.repeat([f"m{e:04d}" for e in range(MEANS_EXPERIMENTS)], users),
+            "arm": np.tile(["control", "treatment"], rows // 2),
+            "revenue": rng.lognormal(3.0, 1.0, rows) * rng.binomial(1, 0.1, rows),
+        }
+    ).to_parquet(path, index=False)
+
+
 def batch(data: Path, out: Path, *options: str) -> tuple[float, float, float]:
     """Run one ``abpool batch`` process: its wall seconds, CPU seconds (with its workers') and peak MB."""
     args = [*abpool_command(), "batch", str(data), "--out", str(out), "--seed", "1", "--no-reports"]
@@ -83,6 +98,7 @@ def main() -> None:
         workdir = Path(tmp)
         variants_table(workdir / "variants.parquet")
         segments_table(workdir / "segments.parquet")
+        means_table(workdir / "means.parquet")
         cases = [
             (f"{VARIANT_EXPERIMENTS:,} variants (4 arms)", workdir / "variants.parquet", VARIANT_EXPERIMENTS, []),
             (
@@ -90,6 +106,13 @@ def main() -> None:
                 workdir / "segments.parquet",
                 SEGMENT_EXPERIMENTS,
                 ["--segment", "segment", "--control", "control"],
+            ),
+            # Each experiment is read in a pass of its own (its cap is its own quantile).
+            (
+                f"{MEANS_EXPERIMENTS:,} means (2 arms × 300 users, --cap 0.99)",
+                workdir / "means.parquet",
+                MEANS_EXPERIMENTS,
+                ["--value", "revenue", "--cap", "0.99", "--control", "control"],
             ),
         ]
         # A count of 0 (ABPOOL_BENCH_..._EXPERIMENTS=0) leaves that model out: a quick run of the other.
@@ -102,9 +125,9 @@ def main() -> None:
             ("in-process, --no-runs", ["--no-runs"]),
             ("pool, 2 workers, --no-runs", ["--workers", "2", "--no-runs"]),
         ]
-        for label, data, count, options in cases:
+        for case, (label, data, count, options) in enumerate(cases):
             for number, (engine, flags) in enumerate(engines):
-                wall, cpu, peak = batch(data, workdir / f"out-{label[:3]}-{number}", *options, *flags)
+                wall, cpu, peak = batch(data, workdir / f"out-{case}-{number}", *options, *flags)
                 lines.append(
                     f"| {label} | {engine} | {wall:.1f} | {cpu:.1f} | {peak:.0f} | {count / wall:.1f} "
                     f"| {wall / count:.3f} |"
